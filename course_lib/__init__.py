@@ -29,6 +29,7 @@ _EXPORTS = {
     "read_idx": "data",
     "load_mnist": "data",
     "load_fashion_mnist": "data",
+    "FASHION_MNIST_CLASSES": "data",
     "RNNGenerator": "rnn",
     "VanillaRNN": "rnn",
     "load_mat": "io",
