@@ -10,6 +10,11 @@ set -euo pipefail
 PREFIX=${COURSE_PREFIX:-/opt/dlcourse}
 VENV="$PREFIX/venv"
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PROXY_VERSION=5.3.0
+PROXY_DIR="$PREFIX/proxy"
+STATE_DIR=/var/lib/dlcourse
+COURSE_REPO=/srv/dlcourse/course.git
+UNIT_DIR=/etc/systemd/system
 
 start_hub=1
 test_tools=0
@@ -29,8 +34,12 @@ fi
 log() { printf '==> %s\n' "$*"; }
 
 apt_packages=(python3-venv git dataset-fashion-mnist)
+# Node for configurable-http-proxy: only when the machine has none (this one has Node 20).
+command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 if [ "$test_tools" -eq 1 ]; then
-    apt_packages+=(chromium chromium-driver shellcheck octave)
+    # systemd: systemd-analyze, to verify the unit even where systemd does not run.
+    apt_packages+=(chromium chromium-driver shellcheck octave systemd)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -57,9 +66,88 @@ if [ "$test_tools" -eq 1 ]; then
 fi
 chmod -R a+rX "$PREFIX"
 
-if [ "$start_hub" -eq 1 ]; then
-    log "starting the course notebook server on port 8788"
-    exec "$VENV/bin/jupyter" notebook --allow-root --no-browser --ip=0.0.0.0 --port=8788 \
-        --notebook-dir="$REPO_DIR/notebooks"
+
+# ---- configurable-http-proxy, pinned, in a local prefix (not a global npm install) -----------
+installed_proxy=$(sed -n 's/^ *"version": *"\(.*\)".*/\1/p' \
+    "$PROXY_DIR/node_modules/configurable-http-proxy/package.json" 2>/dev/null | head -n 1)
+if [ "$installed_proxy" != "$PROXY_VERSION" ]; then
+    log "installing configurable-http-proxy@$PROXY_VERSION into $PROXY_DIR"
+    install -d -m 0755 "$PROXY_DIR"
+    npm install --prefix "$PROXY_DIR" --no-audit --no-fund --loglevel=error \
+        "configurable-http-proxy@$PROXY_VERSION"
 fi
-log "set up; nothing started (--no-start)"
+
+# ---- the hub's configuration and launcher, at fixed paths the unit and rc.local name -----------
+log "installing the hub configuration into $PREFIX/etc"
+install -d -m 0755 "$PREFIX/etc/deploy" "$PREFIX/bin"
+install -m 0644 "$REPO_DIR/jupyterhub_config.py" "$PREFIX/etc/jupyterhub_config.py"
+install -m 0644 "$REPO_DIR/deploy/hub_settings.py" "$REPO_DIR/deploy/hub-settings.yaml" \
+    "$REPO_DIR/deploy/course_hub.py" "$REPO_DIR/deploy/roster.py" "$REPO_DIR/deploy/course_repo.py" \
+    "$PREFIX/etc/deploy/"
+install -m 0755 "$REPO_DIR/deploy/dlcourse-hub" "$PREFIX/bin/dlcourse-hub"
+chmod -R a+rX "$PREFIX"
+
+# ---- state: database and cookie secret live here, readable by root only ------------------------
+install -d -m 0700 "$STATE_DIR"
+if [ ! -s "$STATE_DIR/jupyterhub_cookie_secret" ]; then
+    log "generating the cookie secret"
+    (umask 077 && "$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(32))' \
+        >"$STATE_DIR/jupyterhub_cookie_secret")
+fi
+chmod 0600 "$STATE_DIR/jupyterhub_cookie_secret"
+
+# ---- the course's Unix groups (names from deploy/hub-settings.yaml) ----------------------------
+for group in $("$VENV/bin/python" -c '
+import sys; sys.path.insert(0, sys.argv[1])
+import hub_settings; g = hub_settings.load_settings()["groups"]; print(g["students"], g["instructors"])
+' "$REPO_DIR/deploy"); do
+    getent group "$group" >/dev/null || { log "creating group $group"; groupadd "$group"; }
+done
+
+# ---- the course material repository, and git's trust in it -------------------------------------
+# Seeded from the checkout once; afterwards the instructors publish into it (a re-install
+# must not put the checkout's notebooks back over their fixes).
+if ! git --git-dir="$COURSE_REPO" rev-parse --verify --quiet refs/heads/main >/dev/null 2>&1; then
+    log "seeding $COURSE_REPO from $REPO_DIR/notebooks"
+    install -d -m 0755 "$(dirname "$COURSE_REPO")"
+    "$VENV/bin/python" "$REPO_DIR/deploy/course_repo.py" publish "$REPO_DIR/notebooks" "$COURSE_REPO"
+fi
+chmod -R a+rX "$COURSE_REPO"
+# Students clone a repository owned by root: git refuses that ("dubious ownership") unless the
+# system configuration trusts it.
+if ! git config --system --get-all safe.directory 2>/dev/null | grep -qxF "$COURSE_REPO"; then
+    git config --system --add safe.directory "$COURSE_REPO"
+fi
+
+# ---- instructors: the publish gate on the course repository, and their commands -------------------
+# Makes the repository writable by the instructors' group only, installs its pre-receive hook,
+# and puts course-publish, course-status and course-take-back into the virtualenv's bin.
+log "installing the instructors' tools and the course repository's publish gate"
+"$VENV/bin/python" "$REPO_DIR/deploy/course_admin/install.py" --prefix "$PREFIX" --repo "$COURSE_REPO"
+
+# ---- start at boot: systemd where it runs, rc.local otherwise ----------------------------------
+install -m 0644 "$REPO_DIR/deploy/systemd/jupyterhub.service" "$UNIT_DIR/jupyterhub.service" 2>/dev/null || true
+systemd_runs=0
+[ -d /run/systemd/system ] && systemd_runs=1
+if [ "$systemd_runs" -eq 1 ]; then
+    systemctl daemon-reload
+    systemctl enable jupyterhub.service
+else
+    if [ ! -e /etc/rc.local ] || grep -q "start the course hub in the background" /etc/rc.local; then
+        install -m 0755 "$REPO_DIR/deploy/rc.local" /etc/rc.local
+    else
+        log "/etc/rc.local exists and is not ours: add the lines of deploy/rc.local to it to start the hub at boot"
+    fi
+fi
+
+if [ "$start_hub" -eq 0 ]; then
+    log "set up; nothing started (--no-start)"
+    exit 0
+fi
+if [ "$systemd_runs" -eq 1 ]; then
+    log "starting the hub (systemd unit jupyterhub.service) on port 8788"
+    systemctl restart jupyterhub.service
+else
+    log "starting the hub in the background (deploy/rc.local) on port 8788"
+    DLCOURSE_PREFIX="$PREFIX" sh "$REPO_DIR/deploy/rc.local"
+fi

@@ -1,0 +1,390 @@
+"""Course accounts from a roster: add students and instructors, remove them.
+
+A roster is a CSV file with a header row ``username,full_name,role`` and one row per person;
+``role`` is ``student`` or ``instructor``. Usage (as root)::
+
+    python deploy/roster.py check  ROSTER.csv
+    python deploy/roster.py add    ROSTER.csv [--password-file PATH]
+    python deploy/roster.py remove ROSTER.csv        # or: remove --user NAME [--user NAME ...]
+    python deploy/roster.py add-section ROSTER.csv --term T --section S   # the term workflow:
+    python deploy/roster.py remove-term T          # homes archived, then accounts removed
+    python deploy/roster.py reset-password NAME    # (deploy/course_admin/term.py)
+
+``add`` creates each missing account with a private home (mode 0700: Debian's ``useradd -m``
+makes 0755 homes, which would let students read each other's work), puts it in the course group
+of its role, gives it a generated password, and writes the new passwords once to a root-only
+file (mode 0600). Accounts that already exist are left as they are. The whole roster is checked
+before anything changes: a bad username, an unknown role or a duplicate row stops the run with a
+message naming the line, and no account is touched.
+
+The functions are importable (the term workflow and the hub tests use them): :func:`read_roster`,
+:func:`validate_roster`, :func:`add_accounts`, :func:`remove_accounts`.
+"""
+import argparse
+import csv
+import datetime
+import grp
+import os
+import pathlib
+import pwd
+import re
+import secrets
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import hub_settings  # noqa: E402  (deploy/hub_settings.py)
+
+#: The term workflow's commands (add-section, remove-term, reset-password): deploy/course_admin/term.py.
+TERM_COMMANDS = ("add-section", "remove-term", "reset-password")
+ROLES = ("student", "instructor")
+HEADER = ("username", "full_name", "role")
+#: Debian's default NAME_REGEX, at most 32 characters (the utmp limit).
+USERNAME_PATTERN = re.compile(r"^[a-z][-a-z0-9_]{0,31}$")
+#: Accounts below this uid belong to the system; the roster never touches them.
+FIRST_REGULAR_UID = 1000
+DEFAULT_PASSWORD_DIR = pathlib.Path("/var/lib/dlcourse")
+PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/l/I
+PASSWORD_LENGTH = 14
+
+
+class RosterError(ValueError):
+    """The roster (or a request to change accounts) is invalid; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Person:
+    """One roster row."""
+
+    username: str
+    full_name: str
+    role: str
+    line: int = 0
+
+
+def course_groups(settings=None):
+    """Return ``{"student": group, "instructor": group}`` from the hub settings.
+
+    Parameters
+    ----------
+    settings : dict or None
+        Loaded hub settings; read from ``deploy/hub-settings.yaml`` when None.
+
+    Returns
+    -------
+    dict
+        Unix group name for each role.
+    """
+    settings = settings or hub_settings.load_settings()
+    return {"student": settings["groups"]["students"], "instructor": settings["groups"]["instructors"]}
+
+
+def read_roster(path):
+    """Read and validate a roster CSV file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The CSV file: header ``username,full_name,role``, then one row per person.
+
+    Returns
+    -------
+    list of Person
+        The rows, in file order.
+
+    Raises
+    ------
+    RosterError
+        If the file cannot be read, its header differs, or any row is invalid (every problem
+        is listed in the message, with its line number).
+    """
+    path = pathlib.Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except OSError as exc:
+        raise RosterError(f"roster: cannot read {str(path)!r} ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise RosterError(f"roster: {str(path)!r} is not UTF-8 text") from exc
+    if not rows:
+        raise RosterError(f"roster: {str(path)!r} is empty; expected the header {','.join(HEADER)}")
+    header = tuple(cell.strip().lower() for cell in rows[0])
+    if header != HEADER:
+        raise RosterError(
+            f"roster: {str(path)!r} line 1: expected the header {','.join(HEADER)!r}, got {','.join(rows[0])!r}"
+        )
+    people, problems = [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are allowed
+        if len(row) != len(HEADER):
+            problems.append(f"line {line}: expected {len(HEADER)} fields ({','.join(HEADER)}), got {len(row)}")
+            continue
+        username, full_name, role = (cell.strip() for cell in row)
+        people.append(Person(username, full_name, role.lower(), line))
+    try:
+        validate_roster(people)
+    except RosterError as exc:
+        problems.extend(str(exc).split("\n")[1:])
+    if problems:
+        raise RosterError(f"roster: {str(path)!r} has {len(problems)} problem(s), nothing changed:\n" + "\n".join(problems))
+    return people
+
+
+def validate_roster(people):
+    """Check usernames, names, roles and duplicates of roster rows.
+
+    Parameters
+    ----------
+    people : list of Person
+        Rows to check.
+
+    Raises
+    ------
+    RosterError
+        Listing every problem, one a line after a summary line.
+    """
+    problems, seen = [], {}
+    for person in people:
+        where = f"line {person.line}" if person.line else f"user {person.username!r}"
+        if not USERNAME_PATTERN.match(person.username):
+            problems.append(
+                f"{where}: username {person.username!r} is not valid: expected a lowercase letter, then up"
+                " to 31 lowercase letters, digits, '-' or '_'"
+            )
+        if person.role not in ROLES:
+            problems.append(f"{where}: role expected one of {', '.join(ROLES)}, got {person.role!r}")
+        if any(char in person.full_name for char in ":,\n") or not person.full_name:
+            problems.append(
+                f"{where}: full_name expected a non-empty name without ':' or ',', got {person.full_name!r}"
+            )
+        if person.username in seen:
+            problems.append(f"{where}: username {person.username!r} duplicates {seen[person.username]}")
+        else:
+            seen[person.username] = where
+        try:
+            existing = pwd.getpwnam(person.username)
+        except KeyError:
+            continue
+        if existing.pw_uid < FIRST_REGULAR_UID:
+            problems.append(
+                f"{where}: username {person.username!r} is a system account (uid {existing.pw_uid}); refused"
+            )
+    if problems:
+        raise RosterError(f"{len(problems)} problem(s), nothing changed:\n" + "\n".join(problems))
+
+
+def generate_password(length=PASSWORD_LENGTH):
+    """Return a random password of ``length`` unambiguous letters and digits."""
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+
+
+def ensure_groups(groups):
+    """Create the Unix groups named in ``groups`` (a role -> name dict) that are missing."""
+    for name in groups.values():
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            subprocess.run(["groupadd", name], check=True)
+
+
+def add_accounts(people, password_file=None, groups=None):
+    """Create the accounts of ``people`` that do not exist yet.
+
+    Parameters
+    ----------
+    people : list of Person
+        Validated or not: they are validated again before any change.
+    password_file : str or pathlib.Path or None
+        Where to write the new accounts' passwords (``username,password`` lines). It must not
+        exist; it is created with mode 0600. Default: a time-stamped file in
+        ``/var/lib/dlcourse``. Not written when no account is new.
+    groups : dict or None
+        Unix group of each role (default: from the hub settings).
+
+    Returns
+    -------
+    dict
+        ``{"created": {username: password}, "existing": [usernames], "password_file": path or None}``.
+
+    Raises
+    ------
+    RosterError
+        If the rows are invalid, the password file exists, or an existing account of the same
+        name is not in the group of its role (a clash with an unrelated account).
+    """
+    validate_roster(people)
+    groups = groups or course_groups()
+    new, existing = [], []
+    for person in people:
+        try:
+            pwd.getpwnam(person.username)
+        except KeyError:
+            new.append(person)
+            continue
+        group = groups[person.role]
+        if not _in_group(person.username, group):
+            raise RosterError(
+                f"user {person.username!r}: an account of that name exists but is not in group {group!r};"
+                " refused (nothing changed)"
+            )
+        existing.append(person.username)
+    if password_file is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        password_file = DEFAULT_PASSWORD_DIR / f"passwords-{stamp}.csv"
+    password_file = pathlib.Path(password_file)
+    if new and password_file.exists():
+        raise RosterError(f"password_file: expected a new file, got the existing {str(password_file)!r}")
+    created = {}
+    if new:
+        ensure_groups(groups)
+        password_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created 0600 before any password is in it; O_EXCL so an existing file is never reused.
+        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write("username,password\n")
+            for person in new:
+                password = generate_password()
+                _create_account(person, groups[person.role], password)
+                handle.write(f"{person.username},{password}\n")
+                handle.flush()
+                created[person.username] = password
+    return {"created": created, "existing": existing, "password_file": password_file if new else None}
+
+
+def _create_account(person, group, password):
+    """Create one account with a 0700 home, in ``group``, with ``password``."""
+    subprocess.run(
+        [
+            "useradd", "--create-home", "--key", "HOME_MODE=0700", "--shell", "/bin/bash",
+            "--comment", person.full_name, "--groups", group, person.username,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    # Older useradd ignores HOME_MODE: make sure, whatever the login.defs says.
+    os.chmod(pwd.getpwnam(person.username).pw_dir, 0o700)
+    subprocess.run(["chpasswd"], input=f"{person.username}:{password}\n", text=True, check=True, capture_output=True)
+
+
+def _in_group(username, group):
+    """Whether Unix user ``username`` is a member of ``group``."""
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return False
+    return gid in os.getgrouplist(username, pwd.getpwnam(username).pw_gid)
+
+
+def remove_accounts(usernames, groups=None):
+    """Delete course accounts and their homes.
+
+    Parameters
+    ----------
+    usernames : iterable of str
+        Accounts to remove. Names with no account are skipped.
+    groups : dict or None
+        Unix group of each role (default: from the hub settings).
+
+    Returns
+    -------
+    dict
+        ``{"removed": [usernames], "missing": [usernames]}``.
+
+    Raises
+    ------
+    RosterError
+        If any named account exists but is in none of the course groups (only course accounts
+        are ever removed); nothing is removed then.
+    """
+    groups = groups or course_groups()
+    usernames = list(dict.fromkeys(usernames))
+    present, missing = [], []
+    for name in usernames:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            missing.append(name)
+            continue
+        if not any(_in_group(name, group) for group in groups.values()):
+            raise RosterError(
+                f"usernames: {name!r} is not in the course groups {sorted(groups.values())}; refused (nothing removed)"
+            )
+        present.append(name)
+    for name in present:
+        # A logged-in user's processes would make userdel refuse: stop them first.
+        _kill_processes_of(pwd.getpwnam(name).pw_uid)
+        subprocess.run(["userdel", "--remove", name], check=True, capture_output=True)
+    return {"removed": present, "missing": missing}
+
+
+def _kill_processes_of(uid):
+    """Send SIGKILL to every process whose real uid is ``uid`` (found in /proc, killed by pid)."""
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue  # the process ended meanwhile
+        match = re.search(r"^Uid:\s+(\d+)", status, re.MULTILINE)
+        if match and int(match.group(1)) == uid:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def main(argv=None):
+    """Command line entry point; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TERM_COMMANDS:
+        from course_admin import term  # deploy/course_admin/term.py: the term workflow
+
+        return term.main(argv)
+    parser = argparse.ArgumentParser(description="Course accounts from a roster CSV (username,full_name,role).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="validate a roster, change nothing")
+    check.add_argument("roster")
+    add = commands.add_parser("add", help="create the roster's missing accounts")
+    add.add_argument("roster")
+    add.add_argument("--password-file", default=None, help="new file for the passwords (mode 0600)")
+    remove = commands.add_parser("remove", help="delete accounts and their homes")
+    remove.add_argument("roster", nargs="?")
+    remove.add_argument("--user", action="append", default=[], help="an account to remove (repeatable)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "check":
+            people = read_roster(args.roster)
+            print(f"{args.roster}: {len(people)} valid row(s)")
+        elif args.command == "add":
+            _require_root()
+            result = add_accounts(read_roster(args.roster), args.password_file)
+            print(f"created {len(result['created'])} account(s), {len(result['existing'])} already existed")
+            if result["password_file"]:
+                print(f"passwords of the new accounts: {result['password_file']} (root only; hand them out, then delete it)")
+        else:
+            _require_root()
+            names = list(args.user)
+            if args.roster:
+                names += [person.username for person in read_roster(args.roster)]
+            if not names:
+                raise RosterError("remove: expected a roster file or --user NAME, got neither")
+            result = remove_accounts(names)
+            print(f"removed {len(result['removed'])} account(s); {len(result['missing'])} did not exist")
+    except RosterError as exc:
+        print(f"roster.py: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _require_root():
+    """Refuse to change accounts unless running as root."""
+    if os.geteuid() != 0:
+        raise RosterError("run as root: adding or removing accounts needs it")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,409 @@
+"""Helpers to drive a real course hub from tests: start/stop it, log in, spawn, run code.
+
+Everything here talks to real components: the project's ``jupyterhub_config.py`` started by
+``deploy/dlcourse-hub`` with ports and paths overridden through its environment variables,
+configurable-http-proxy, PAM logins over HTTP, and kernels over their websocket. The fixtures in
+``conftest.py`` wrap these; other hub tests can import this module directly (``import hubkit``).
+"""
+import json
+import os
+import pathlib
+import pwd
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from urllib.parse import urlencode, urlparse
+
+import requests
+import websocket
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+CONFIG = REPO_ROOT / "jupyterhub_config.py"
+LAUNCHER = REPO_ROOT / "deploy" / "dlcourse-hub"
+PYTHON = pathlib.Path(sys.executable)
+PREFIX = pathlib.Path(os.environ.get("DLCOURSE_PREFIX", "/opt/dlcourse"))
+PROXY_COMMAND = PREFIX / "proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
+
+
+class HubError(RuntimeError):
+    """The hub did not do what a helper waited for."""
+
+
+def free_port():
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(predicate, timeout, interval=0.25, what="a condition"):
+    """Call ``predicate`` until it returns a true value, and return that value.
+
+    Raises
+    ------
+    HubError
+        If ``timeout`` seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise HubError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    """Whether a process with this pid exists (and is not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stop_pid(pid, timeout=30):
+    """SIGTERM ``pid``, then SIGKILL if it is still there after ``timeout`` s."""
+    for number, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+        try:
+            os.kill(pid, number)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.1)
+        if not pid_alive(pid):
+            return
+
+
+def pids_of_uid(uid):
+    """Pids of the processes whose real uid is ``uid``."""
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            match = re.search(r"^Uid:\s+(\d+)", status, re.MULTILINE)
+            if match and int(match.group(1)) == uid:
+                found.append(int(entry.name))
+    return found
+
+
+def rss_bytes(pid):
+    """Resident memory of one process, in bytes (from /proc)."""
+    with open(f"/proc/{pid}/status") as handle:
+        match = re.search(r"^VmRSS:\s+(\d+) kB", handle.read(), re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else 0
+
+
+class Hub:
+    """One hub started from the project's config, with its own ports and state folder.
+
+    Parameters
+    ----------
+    course_repo : str
+        The course repository students' copies sync from.
+    git_config_system : str or None
+        A git system configuration marking ``course_repo`` as a safe directory.
+    overrides : dict
+        Further ``DLCOURSE_*`` variables (e.g. a short culler timeout).
+    """
+
+    def __init__(self, course_repo, git_config_system=None, overrides=None):
+        self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="hubtest-"))
+        self.state_dir = self.workdir / "state"
+        self.state_dir.mkdir(mode=0o700)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.workdir / "hub.log"
+        self.env = dict(os.environ)
+        self.env.pop("PYTHONPATH", None)  # the hub and students use the installed course_lib
+        self.env.update(
+            DLCOURSE_HUB_IP="127.0.0.1",
+            DLCOURSE_HUB_PORT=str(self.port),
+            DLCOURSE_HUB_API_PORT=str(free_port()),
+            DLCOURSE_PROXY_API_PORT=str(free_port()),
+            DLCOURSE_STATE_DIR=str(self.state_dir),
+            DLCOURSE_COURSE_REPO=str(course_repo),
+            DLCOURSE_SPAWNER="local",
+        )
+        if git_config_system:
+            self.env["GIT_CONFIG_SYSTEM"] = str(git_config_system)
+        self.env.update({key: str(value) for key, value in (overrides or {}).items()})
+        self.process = None
+
+    @property
+    def pid(self):
+        """The hub's pid (the launcher execs the hub, so they are the same)."""
+        return self.process.pid if self.process else None
+
+    def proxy_pid(self):
+        """The pid of the proxy the hub started, from its pid file, or None."""
+        try:
+            return int((self.state_dir / "jupyterhub-proxy.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start(self, timeout=90):
+        """Start the hub and wait until it answers its health check."""
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(PYTHON), str(LAUNCHER), "--config", str(CONFIG)],
+            env=self.env,
+            cwd=self.state_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        try:
+            wait_for(self._healthy, timeout, what=f"the hub on port {self.port} (log: {self.log_path})")
+        except HubError:
+            self.stop()
+            raise HubError(f"the hub did not start; its log ends with:\n{self.log_tail()}") from None
+        return self
+
+    def _healthy(self):
+        if self.process.poll() is not None:
+            raise HubError(f"the hub exited with {self.process.returncode}:\n{self.log_tail()}")
+        try:
+            return requests.get(f"{self.url}/hub/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def kill(self):
+        """Crash the hub: SIGKILL, no clean-up (its proxy and the students' servers stay)."""
+        os.kill(self.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self):
+        """Stop the hub (SIGTERM, by pid), then its proxy if a crash left one behind."""
+        if self.process and self.process.poll() is None:
+            stop_pid(self.process.pid)
+            self.process.wait(10)
+        proxy = self.proxy_pid()
+        if proxy and pid_alive(proxy) and "configurable-http-proxy" in _cmdline(proxy):
+            stop_pid(proxy, timeout=10)
+
+    def log_tail(self, lines=40):
+        """The last lines of the hub's log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def log_text(self):
+        """The hub's whole log."""
+        return self.log_path.read_text(errors="replace")
+
+
+def _cmdline(pid):
+    try:
+        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+class LoginFailed(HubError):
+    """The hub refused a login."""
+
+    def __init__(self, status, text):
+        super().__init__(f"login refused with HTTP {status}")
+        self.status = status
+        self.text = text
+
+
+class HubSession:
+    """A logged-in browser-like session of one user on a hub.
+
+    Parameters
+    ----------
+    hub : Hub
+    username, password : str
+    """
+
+    def __init__(self, hub, username, password):
+        self.hub = hub
+        self.username = username
+        self.http = requests.Session()
+        self.login(password)
+
+    def login(self, password):
+        """Log in through the login form (``_xsrf`` cookie, sent back as a form field)."""
+        self.http.get(f"{self.hub.url}/hub/login", timeout=30)
+        xsrf = self.http.cookies.get("_xsrf", path="/hub/")
+        response = self.http.post(
+            f"{self.hub.url}/hub/login",
+            data={"username": self.username, "password": password, "_xsrf": xsrf},
+            allow_redirects=False,
+            timeout=60,
+        )
+        if response.status_code != 302:
+            raise LoginFailed(response.status_code, response.text)
+        self.hub_xsrf = self.http.cookies.get("_xsrf", path="/hub/")
+
+    def hub_api(self, method, path, **kwargs):
+        """Call the hub's REST API with this session's cookie (and its XSRF header)."""
+        headers = {"X-XSRFToken": self.hub_xsrf, **kwargs.pop("headers", {})}
+        return self.http.request(method, f"{self.hub.url}/hub/api{path}", headers=headers, timeout=60, **kwargs)
+
+    def start_server(self, timeout=120):
+        """Ask the hub to start this user's server and wait until it is ready."""
+        response = self.hub_api("POST", f"/users/{self.username}/server")
+        if response.status_code not in (201, 202, 400):  # 400: already running
+            raise HubError(f"start of {self.username}'s server: HTTP {response.status_code} {response.text}")
+        wait_for(self.server_ready, timeout, interval=0.5, what=f"{self.username}'s server")
+        return self
+
+    def server_ready(self):
+        """Whether the hub reports this user's server as ready."""
+        model = self.hub_api("GET", f"/users/{self.username}").json()
+        return model.get("servers", {}).get("", {}).get("ready", False)
+
+    def server_model(self):
+        """The hub's model of this user's default server, or None when it does not run."""
+        return self.hub_api("GET", f"/users/{self.username}").json().get("servers", {}).get("")
+
+    def open_server(self, owner=None):
+        """Go through OAuth to ``owner``'s server (default: one's own); return the last response.
+
+        A user opening someone else's server is asked to authorize access on a hub page; this
+        answers it like a person clicking "Authorize".
+        """
+        owner = owner or self.username
+        # A page, not an API path: only pages redirect through the hub's OAuth.
+        response = self.http.get(f"{self.hub.url}/user/{owner}/", timeout=60)
+        if response.status_code == 200 and "/hub/api/oauth2/authorize" in response.url:
+            response = self._confirm_oauth(response)
+        return response
+
+    def _confirm_oauth(self, page):
+        """Submit the "Authorize access" form shown at ``page``."""
+        form = re.search(r'<form[^>]*action="([^"]*)"', page.text)
+        if not form:
+            return page
+        fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
+        fields.setdefault("_xsrf", self.hub_xsrf)
+        scopes = re.findall(r'<input[^>]*name="scopes"[^>]*value="([^"]*)"', page.text)
+        action = form.group(1).replace("&amp;", "&")
+        target = action if action.startswith("http") else f"{self.hub.url}{action}" if action.startswith("/") else page.url
+        data = [(key, value) for key, value in fields.items() if key != "scopes"] + [("scopes", s) for s in scopes]
+        return self.http.post(target, data=data, timeout=60)
+
+    def server_xsrf(self, owner=None):
+        """The ``_xsrf`` cookie the single-user server set for this session."""
+        owner = owner or self.username
+        for cookie in self.http.cookies:
+            if cookie.name == "_xsrf" and cookie.path.startswith(f"/user/{owner}"):
+                return cookie.value
+        return self.hub_xsrf
+
+    def server_api(self, method, path, owner=None, **kwargs):
+        """Call ``owner``'s single-user server REST API (``/user/<owner>/api<path>``)."""
+        owner = owner or self.username
+        headers = {"X-XSRFToken": self.server_xsrf(owner), **kwargs.pop("headers", {})}
+        return self.http.request(
+            method, f"{self.hub.url}/user/{owner}/api{path}", headers=headers, timeout=60, **kwargs
+        )
+
+    def start_kernel(self, owner=None):
+        """Start a Python kernel on ``owner``'s server and return a connected :class:`Kernel`."""
+        owner = owner or self.username
+        response = self.server_api("POST", "/kernels", owner=owner, json={"name": "python3"})
+        if response.status_code != 201:
+            raise HubError(f"kernel start on {owner}'s server: HTTP {response.status_code} {response.text}")
+        return Kernel(self, owner, response.json()["id"])
+
+
+class Kernel:
+    """A kernel reached over its websocket (``/api/kernels/<id>/channels``), like a notebook."""
+
+    def __init__(self, session, owner, kernel_id, timeout=120):
+        self.session = session
+        self.owner = owner
+        self.id = kernel_id
+        base = urlparse(session.hub.url)
+        query = urlencode({"session_id": uuid.uuid4().hex, "_xsrf": session.server_xsrf(owner)})
+        url = f"ws://{base.netloc}/user/{owner}/api/kernels/{kernel_id}/channels?{query}"
+        cookies = "; ".join(f"{c.name}={c.value}" for c in session.http.cookies if _cookie_applies(c, owner))
+        self.socket = websocket.create_connection(
+            url, header=[f"Cookie: {cookies}"], origin=session.hub.url, timeout=timeout
+        )
+        self.session_id = uuid.uuid4().hex
+
+    def execute(self, code, timeout=120):
+        """Run ``code`` and collect what a notebook would show.
+
+        Returns
+        -------
+        dict
+            ``stdout``, ``stderr`` (text), ``result`` (``text/plain`` of the value, or None),
+            ``error`` (``{"ename", "evalue"}`` or None), ``status`` of the reply.
+        """
+        msg_id = uuid.uuid4().hex
+        message = {
+            "header": {
+                "msg_id": msg_id, "username": self.owner, "session": self.session_id,
+                "msg_type": "execute_request", "version": "5.3", "date": "",
+            },
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": True,
+                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        }
+        self.socket.send(json.dumps(message))
+        out = {"stdout": "", "stderr": "", "result": None, "error": None, "status": None, "displays": []}
+        idle = replied = False
+        deadline = time.monotonic() + timeout
+        while not (idle and replied):
+            self.socket.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                incoming = json.loads(self.socket.recv())
+            except websocket.WebSocketTimeoutException:
+                raise HubError(f"no answer from the kernel within {timeout} s; so far: {out}") from None
+            if incoming.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = incoming["header"]["msg_type"], incoming["content"]
+            if kind == "stream":
+                out[content["name"]] += content["text"]
+            elif kind == "execute_result":
+                out["result"] = content["data"].get("text/plain")
+            elif kind == "display_data":
+                out["displays"].append(content["data"])
+            elif kind == "error":
+                out["error"] = {"ename": content["ename"], "evalue": content["evalue"]}
+            elif kind == "status" and content["execution_state"] == "idle":
+                idle = True
+            elif kind == "execute_reply":
+                replied = True
+                out["status"] = content["status"]
+        return out
+
+    def close(self):
+        """Close the websocket (the kernel keeps running)."""
+        self.socket.close()
+
+
+def _cookie_applies(cookie, owner):
+    return cookie.path in ("/", "/hub/") or cookie.path.startswith(f"/user/{owner}")
+
+
+def write_probe_notebook(path, code):
+    """Write a small notebook: a markdown cell, then one code cell holding ``code``."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("# Hub check"), nbformat.v4.new_code_cell(code)]
+    nbformat.write(notebook, str(path))
+
+
+def home_of(username):
+    """The home folder of a Unix user."""
+    return pathlib.Path(pwd.getpwnam(username).pw_dir)

@@ -1,0 +1,118 @@
+"""A real browser (Debian's Chromium, headless, driven by Playwright) uses the course server:
+log in, land in ~/course, open a course notebook, run all its cells, see a plot and a widget.
+
+Screenshots go to ``test-artifacts/`` for a person to look at.
+"""
+import json
+import pathlib
+
+import pytest
+
+import hubkit
+
+CHROMIUM = pathlib.Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def pick_notebook(course_source):
+    """The smallest course notebook whose stored outputs show both a plot and a widget."""
+    candidates = []
+    for path in sorted(course_source.glob("*.ipynb")):
+        try:
+            text = path.read_text()
+            cells = json.loads(text)["cells"]
+        except (OSError, ValueError, KeyError):
+            continue
+        kinds = {key for cell in cells for output in cell.get("outputs", []) for key in output.get("data", {})}
+        if "image/png" in kinds and WIDGET_MIME in kinds:
+            candidates.append((len(text), path.name))
+    return min(candidates)[1] if candidates else None
+
+
+@pytest.fixture(scope="module")
+def browser_notebook(course_source):
+    """A course notebook with a plot and a widget (the smallest such)."""
+    name = pick_notebook(course_source)
+    if name is None:
+        pytest.fail("no notebook in notebooks/ has stored outputs with both a plot and a widget")
+    return name
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_browser_login_run_notebook_see_plot_and_widget(hub, make_user, course_source, browser_notebook,
+                                                        artifacts):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+    from playwright.sync_api import expect, sync_playwright
+
+    username, password = make_user("student")
+    with sync_playwright() as driver:
+        # Playwright gives each launch a fresh temporary profile.
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(f"{hub.url}/hub/login")
+            page.fill("#username_input", username)
+            page.fill("#password_input", password)
+            page.click("#login_submit")
+            # The hub spawns the server (course sync first) and lands in Notebook 7's tree.
+            page.wait_for_url(f"**/user/{username}/tree/course", timeout=180_000)
+            expect(page.get_by_text(browser_notebook).first).to_be_visible()
+            page.screenshot(path=str(artifacts / "hub-tree.png"))
+
+            page.goto(f"{hub.url}/user/{username}/notebooks/course/{browser_notebook}")
+            expect(page.locator(".jp-Notebook")).to_be_visible()
+            # Kernel ready ("Idle" in the toolbar's kernel status), then Run > Run All Cells.
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(timeout=120_000)
+            prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
+            texts = lambda: [text.strip() for text in prompts.all_text_contents()]  # noqa: E731
+            # The notebook comes with stored outputs: clear them, so what shows next is this run's.
+            page.get_by_role("menuitem", name="Edit").first.click()
+            page.get_by_text("Clear Outputs of All Cells", exact=True).click()
+            hubkit.wait_for(lambda: texts() and set(texts()) == {"[ ]:"}, 60, what="cleared outputs")
+            for _attempt in range(3):
+                # On a loaded machine a click can land before the notebook is wired to its
+                # kernel and do nothing: then click again.
+                page.get_by_role("menuitem", name="Run").first.click()
+                page.get_by_text("Run All Cells", exact=True).click()
+                try:
+                    hubkit.wait_for(lambda: set(texts()) != {"[ ]:"}, 30, interval=0.5, what="a cell to start")
+                    break
+                except hubkit.HubError:
+                    page.keyboard.press("Escape")
+            # Every code cell ran, in order, in this kernel: prompts [1], [2], ... [N].
+            try:
+                hubkit.wait_for(
+                    lambda: texts() == [f"[{number}]:" for number in range(1, len(texts()) + 1)],
+                    300, interval=1, what="every cell to run",
+                )
+            except hubkit.HubError as exc:
+                page.screenshot(path=str(artifacts / "hub-notebook-failed.png"))
+                errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+                raise AssertionError(
+                    f"{exc}; prompts {texts()}; errors {[text[-300:] for text in errors.all_text_contents()]}"
+                ) from None
+            stderr = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            assert not [text for text in stderr.all_text_contents() if "Traceback" in text]
+            plot = page.locator(".jp-OutputArea-output img").first
+            expect(plot).to_be_visible()
+            assert plot.evaluate("img => img.naturalWidth") > 100
+            widget = page.locator(".jp-OutputArea-output .widget-slider, .jp-OutputArea-output .widget-dropdown, "
+                                  ".jp-OutputArea-output .jupyter-widgets").first
+            try:
+                widget.scroll_into_view_if_needed(timeout=60_000)
+            except PlaywrightTimeoutError as exc:  # show what is there instead
+                page.screenshot(path=str(artifacts / "hub-notebook-failed.png"))
+                outputs = page.locator(".jp-OutputArea-output").all_text_contents()
+                raise AssertionError(f"no widget rendered ({exc.__class__.__name__}); outputs: "
+                                     f"{[text[:200] for text in outputs]}") from None
+            expect(widget).to_be_visible()
+            page.screenshot(path=str(artifacts / "hub-notebook-widget.png"))
+            page.set_viewport_size({"width": 1280, "height": 6000})
+            page.screenshot(path=str(artifacts / "hub-notebook-tall.png"))
+        finally:
+            browser.close()
