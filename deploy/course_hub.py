@@ -15,7 +15,9 @@ import asyncio
 import grp
 import os
 import pwd
+import random
 import resource
+import socket
 import sys
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
@@ -62,6 +64,35 @@ def parse_byte_size(text):
     return size
 
 
+#: Students' servers listen on ports from this range, below Linux's ephemeral ports (32768-60999).
+#: Kernels bind their ZMQ sockets to ephemeral ports; with JupyterHub's own choice (an ephemeral
+#: port, free when picked) a kernel starting during a class-sized login took the port the hub had
+#: picked for a server still starting, and the hub waited for a server that could not bind
+#: (bench/load_test.py, 25 students at once).
+SERVER_PORTS = range(20000, 32000)
+
+
+def pick_server_port(ports=SERVER_PORTS, taken=(), attempts=200):
+    """Return a port of ``ports`` that is not in ``taken`` and that nothing listens on now.
+
+    Raises
+    ------
+    RuntimeError
+        If no such port turns up in ``attempts`` random tries.
+    """
+    for _ in range(attempts):
+        port = random.choice(ports)
+        if port in taken:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port for a student server in {ports.start}-{ports.stop - 1}")
+
+
 class RlimitLocalProcessSpawner(LocalProcessSpawner):
     """Local process spawner that enforces ``mem_limit`` with ``RLIMIT_AS``.
 
@@ -82,6 +113,23 @@ class RlimitLocalProcessSpawner(LocalProcessSpawner):
             switch_user()
 
         return preexec
+
+    #: Ports handed to servers of this hub that are starting or running (see SERVER_PORTS).
+    _ports_in_use = set()
+
+    async def start(self):
+        """Start the server on a port outside the kernels' ephemeral range."""
+        # A fresh port at every start: the one of a previous run may be anybody's by now.
+        self.port = pick_server_port(taken=self._ports_in_use)
+        self._ports_in_use.add(self.port)
+        return await super().start()
+
+    async def stop(self, now=False):
+        """Stop the server and give its port back."""
+        try:
+            return await super().stop(now=now)
+        finally:
+            self._ports_in_use.discard(self.port)
 
 
 def make_course_groups_hook(course_groups):

@@ -1,0 +1,175 @@
+"""Instructors on a real hub: roles, the working copy, publishing to a class, the status command.
+
+A hub started from the project's ``jupyterhub_config.py`` (free ports, temporary state, by
+``tests/hub/hubkit.py``), real PAM accounts made by the roster script (names ``inst<random>...``
+in the course's groups; deleted at the end, the groups never), a course repository secured
+for the instructors' group with its pre-receive hook, and code run in the users' kernels.
+"""
+import json
+import pathlib
+import pwd
+import secrets
+import shutil
+import sys
+import tempfile
+
+import pytest
+
+from inst_helpers import DEPLOY, REPO_ROOT, make_notebook, write_notebook
+
+sys.path.insert(0, str(REPO_ROOT / "tests" / "hub"))
+import hubkit  # noqa: E402  (tests/hub/hubkit.py)
+import roster  # noqa: E402  (deploy/roster.py)
+from course_admin import repository  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not hubkit.PROXY_COMMAND.exists(),
+                                reason="configurable-http-proxy missing: run deploy/install.sh --no-start")
+PREFIX = "inst" + secrets.token_hex(2) + "h"
+
+
+@pytest.fixture(scope="module")
+def course_on_hub():
+    """A course repository for the course's instructors group, and a git config trusting it."""
+    groups = roster.course_groups()
+    roster.ensure_groups(groups)  # creates the shared groups only if missing; never deletes them
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="inst-hub-"))
+    workdir.chmod(0o755)
+    source = workdir / "source"
+    source.mkdir()
+    (source / ".gitignore").write_text(".ipynb_checkpoints/\n")
+    write_notebook(source / "01-first.ipynb", make_notebook("a = 20", "print('answer', 2 * a + 2)"))
+    repo = workdir / "course.git"
+    repository.secure_repository(repo, groups["instructor"], python=sys.executable)
+    repository.import_tree(repo, source)
+    gitconfig = workdir / "gitconfig"
+    gitconfig.write_text("[safe]\n\tdirectory = *\n")
+    gitconfig.chmod(0o644)
+    yield {"repo": repo, "gitconfig": gitconfig}
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def people():
+    """Two students and an instructor, made by the roster script; removed at the end."""
+    rows = [roster.Person(f"{PREFIX}s1", "Student One", "student"),
+            roster.Person(f"{PREFIX}s2", "Student Two", "student"),
+            roster.Person(f"{PREFIX}i", "Instructor", "instructor")]
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="inst-pw-"))
+    created = roster.add_accounts(rows, password_file=scratch / "pw.csv")["created"]
+    try:
+        yield {"s1": (rows[0].username, created[rows[0].username]),
+               "s2": (rows[1].username, created[rows[1].username]),
+               "i": (rows[2].username, created[rows[2].username])}
+    finally:
+        for name in created:
+            for pid in hubkit.pids_of_uid(pwd.getpwnam(name).pw_uid):
+                hubkit.stop_pid(pid, timeout=5)
+        roster.remove_accounts(list(created))
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def hub(course_on_hub, people):
+    hub = hubkit.Hub(course_on_hub["repo"], course_on_hub["gitconfig"])
+    hub.start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+        shutil.rmtree(hub.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sessions(hub, people):
+    """Everyone logged in with a running server (the instructor's opened in their working copy)."""
+    out = {}
+    for key in ("s1", "s2", "i"):
+        out[key] = hubkit.HubSession(hub, *people[key]).start_server()
+        assert out[key].open_server().status_code == 200
+    return out
+
+
+def run_in_kernel(session, code, owner=None, timeout=300):
+    kernel = session.start_kernel(owner)
+    try:
+        return kernel.execute(code, timeout=timeout)
+    finally:
+        kernel.close()
+
+
+def test_instructor_opens_a_students_server_and_students_cannot(sessions, people):
+    student, other = people["s1"][0], people["s2"][0]
+    instructor = sessions["i"]
+    page = instructor.open_server(owner=student)
+    assert page.status_code == 200 and f"/user/{student}/" in page.url
+    assert instructor.server_api("GET", "/status", owner=student).status_code == 200
+    # In the student's server, the instructor's kernel runs as the student.
+    out = run_in_kernel(instructor, "import getpass; getpass.getuser()", owner=student)
+    assert out["result"] == repr(student)
+    # A student gets 403 from the hub for another student's server and for the user list.
+    refused = sessions["s2"].http.get(f"{instructor.hub.url}/user/{student}/", timeout=60)
+    assert refused.status_code == 403
+    assert sessions["s2"].hub_api("GET", "/users").status_code == 403
+    assert sessions["s2"].hub_api("GET", f"/users/{student}").status_code == 404  # not even visible
+    listing = instructor.hub_api("GET", "/users")
+    assert listing.status_code == 200 and {student, other} <= {u["name"] for u in listing.json()}
+
+
+def test_instructor_lands_in_a_working_copy(sessions, people):
+    out = run_in_kernel(sessions["i"], "import os, subprocess\n"
+                        "(os.environ.get('JUPYTERHUB_DEFAULT_URL'), "
+                        "subprocess.run(['git', '-C', os.path.expanduser('~/course-edit'), 'remote', 'get-url', "
+                        "'origin'], capture_output=True, text=True).stdout.strip().endswith('course.git'))")
+    assert out["error"] is None, out
+    assert out["result"] == "('/tree/course-edit', True)"
+    # Students land in their synced copy as before, and get no working copy.
+    home = pathlib.Path(pwd.getpwnam(people["s1"][0]).pw_dir)
+    assert (home / "course" / "01-first.ipynb").exists() and not (home / "course-edit").exists()
+    # ... and cannot touch the instructor's working copy.
+    instructor_home = pathlib.Path(pwd.getpwnam(people["i"][0]).pw_dir)
+    out = run_in_kernel(sessions["s1"], f"open({str(instructor_home / 'course-edit' / '01-first.ipynb')!r}, 'a')")
+    assert out["error"]["ename"] == "PermissionError"
+
+
+def test_publish_from_the_hub_reaches_a_student_at_next_login(sessions, people, course_on_hub):
+    env = {"GIT_CONFIG_SYSTEM": str(course_on_hub["gitconfig"]), "PYTHONPATH": str(DEPLOY)}
+    edit = f"""
+import json, os, subprocess, sys
+path = os.path.expanduser('~/course-edit/01-first.ipynb')
+nb = json.load(open(path))
+nb['cells'].append({{'cell_type': 'code', 'execution_count': None, 'id': 'new-cell-1', 'metadata': {{}},
+                    'outputs': [], 'source': "print('published from the hub')"}})
+json.dump(nb, open(path, 'w'), indent=1)
+env = dict(os.environ, **{json.dumps(env)})
+proc = subprocess.run([sys.executable, '-m', 'course_admin.publish', '-C', os.path.dirname(path),
+                       '-m', 'A new cell'], capture_output=True, text=True, env=env)
+print(proc.returncode)
+print(proc.stdout[-2000:], proc.stderr[-2000:])
+"""
+    out = run_in_kernel(sessions["i"], edit)
+    assert out["stdout"].startswith("0\n"), out
+    assert "published" in out["stdout"]
+    # The student's next login (server stopped, started again) syncs the change in.
+    student = sessions["s1"]
+    assert student.hub_api("DELETE", f"/users/{student.username}/server").status_code in (202, 204)
+    hubkit.wait_for(lambda: student.server_model() is None, 60, what="the student's server to stop")
+    student.start_server()
+    home = pathlib.Path(pwd.getpwnam(student.username).pw_dir)
+    assert "published from the hub" in (home / "course" / "01-first.ipynb").read_text()
+
+
+def test_status_command_for_instructors_only(sessions, people):
+    code = ("import json, os, subprocess, sys\n"
+            "p = subprocess.run([sys.executable, '-m', 'course_admin.status', '--json'], capture_output=True,"
+            f" text=True, env=dict(os.environ, PYTHONPATH={str(DEPLOY)!r}))\n"
+            "print(json.dumps([p.returncode, p.stdout, p.stderr]))")
+    out = run_in_kernel(sessions["i"], code)
+    returncode, stdout, stderr = json.loads(out["stdout"])
+    assert returncode == 0, stderr
+    rows = {row["name"]: row for row in json.loads(stdout)}
+    student = people["s2"][0]
+    assert rows[student]["server"] == "ready"
+    assert rows[student]["memory_mb"] > 50 and rows[student]["last_activity"]
+    # A student's server token may not list users: the command says so and fails.
+    returncode, stdout, stderr = json.loads(run_in_kernel(sessions["s2"], code)["stdout"])
+    assert returncode == 1 and "not an instructor" in stderr
