@@ -39,8 +39,10 @@ class Figure:
 INPUTS = {
     # ---- measured on the course server (one machine) -----------------------------------
     "server_mib": Figure(
-        150, "MiB", "measured: one student's jupyterhub-singleuser + Notebook 7 server "
-        "(resident memory; the project's shared PLATFORM-NOTES.md)"),
+        135, "MiB", "measured: one student's jupyterhub-singleuser + Notebook 7 server, "
+        "132 MiB resident (bench/hub_login_to_kernel.py, 2026-11-28; PLATFORM-NOTES.md: "
+        "~150 MB); the load test (bench/load_test.py, N=10/25/50) measured 232-237 MB per "
+        "student for server and kernel together after the course cell"),
     "kernel_mib": Figure(
         190, "MiB", "measured with `capacity.py --measure` (2026-11-28): peak resident memory "
         "(VmHWM) of a kernel running the course cell (MNIST loaded, SimpleCNN forward on 64 "
@@ -50,8 +52,12 @@ INPUTS = {
         2.0, "CPU s", "measured with `capacity.py --measure` (2026-11-28): the course cell "
         "plus one training epoch on 1,000 digits took 1.7 and 2.0 CPU s in two runs on the "
         "shared 2-core course server; the larger is used"),
-    "hub_mib": Figure(140, "MiB", "measured: the hub process (PLATFORM-NOTES.md)"),
-    "proxy_mib": Figure(65, "MiB", "measured: configurable-http-proxy (PLATFORM-NOTES.md)"),
+    "hub_mib": Figure(
+        180, "MiB", "measured: peak resident memory of the hub with 50 students logging in at "
+        "once (bench/load_test.py -n 50, 2026-11-28: 170-181 MB)"),
+    "proxy_mib": Figure(
+        67, "MiB", "measured: peak resident memory of configurable-http-proxy with 50 students "
+        "(bench/load_test.py -n 50, 2026-11-28)"),
     "spawn_seconds_one_machine": Figure(
         4, "s", "measured: API start to ready server, upper end of 2-4 s (PLATFORM-NOTES.md)"),
     # ---- rules from the field's documentation -------------------------------------------
