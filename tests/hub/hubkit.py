@@ -192,6 +192,25 @@ class Hub:
         proxy = self.proxy_pid()
         if proxy and pid_alive(proxy) and "configurable-http-proxy" in _cmdline(proxy):
             stop_pid(proxy, timeout=10)
+        # A hub that was killed (a crash test) cannot stop its managed services: the idle
+        # culler would outlive the test. Find it by the hub API address it was given.
+        for pid in self.orphaned_services():
+            stop_pid(pid, timeout=10)
+
+    def orphaned_services(self):
+        """Pids of managed services (the idle culler) still pointed at this hub's API."""
+        marker = f"JUPYTERHUB_API_URL=http://127.0.0.1:{self.env['DLCOURSE_HUB_API_PORT']}/".encode()
+        found = []
+        for entry in pathlib.Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == self.pid:
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if marker in environ and "jupyterhub_idle_culler" in _cmdline(int(entry.name)):
+                found.append(int(entry.name))
+        return found
 
     def log_tail(self, lines=40):
         """The last lines of the hub's log."""
