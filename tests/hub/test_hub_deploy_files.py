@@ -107,6 +107,13 @@ def _hub_child(supervisor):
     return hubs[0] if hubs else None
 
 
+def _culler_of(hub):
+    """The pid of the idle culler that ``hub`` runs as a managed service, or None."""
+    children = pathlib.Path(f"/proc/{hub}/task/{hub}/children").read_text().split()
+    cullers = [int(pid) for pid in children if "jupyterhub_idle_culler" in hubkit._cmdline(int(pid))]
+    return cullers[0] if cullers else None
+
+
 def test_rc_local_starts_one_background_hub_and_returns_at_once(rc_env):
     env, url, launched = rc_env
     started = time.monotonic()
@@ -148,6 +155,7 @@ def test_launcher_brings_a_crashed_hub_back(rc_env):
     launched.append(supervisor)
     hubkit.wait_for(lambda: _healthy(url), 90, what="the first hub")
     crashed = _hub_child(supervisor)
+    crashed_culler = hubkit.wait_for(lambda: _culler_of(crashed), 30, what="the first hub's idle culler")
     os.kill(crashed, signal.SIGKILL)
     replacement = hubkit.wait_for(
         lambda: (pid := _hub_child(supervisor)) and pid != crashed and pid, 30, what="a new hub process"
@@ -155,3 +163,7 @@ def test_launcher_brings_a_crashed_hub_back(rc_env):
     assert replacement != crashed
     hubkit.wait_for(lambda: _healthy(url), 90, what="the restarted hub")
     assert "restarting" in pathlib.Path(env["DLCOURSE_HUB_LOG"]).read_text()
+    # The crashed hub could not stop its culler: the launcher did, so only the new hub's runs.
+    assert not hubkit.pid_alive(crashed_culler)
+    assert f"stopped services the crashed hub left running: [{crashed_culler}]" in (
+        pathlib.Path(env["DLCOURSE_HUB_LOG"]).read_text())
