@@ -20,7 +20,6 @@ import pathlib
 import grp
 import pwd
 import sys
-import tempfile
 
 from . import gitutil
 
@@ -123,32 +122,6 @@ def secure_repository(repo, group, python=sys.executable, package_parent=PACKAGE
         os.chmod(sample, sample.stat().st_mode & 0o755)
     install_hook(repo, python=python, package_parent=package_parent)
     return repo
-
-
-def import_tree(repo, source, message="Course material", branch="main"):
-    """Commit the files of folder ``source`` to ``branch`` of the bare ``repo``, bypassing the gate.
-
-    For the first import at install time only (it is root's, and the notebooks come from
-    the checked, committed project). Files ignored by ``source``'s ``.gitignore`` are skipped.
-    Returns the new commit's id.
-    """
-    source = pathlib.Path(source).resolve()
-    with tempfile.TemporaryDirectory(prefix="course-import-") as scratch:
-        env = {
-            "GIT_DIR": str(pathlib.Path(repo).resolve()),
-            "GIT_WORK_TREE": str(source),
-            "GIT_INDEX_FILE": os.path.join(scratch, "index"),
-            "GIT_AUTHOR_NAME": "Course admin", "GIT_AUTHOR_EMAIL": "root@localhost",
-            "GIT_COMMITTER_NAME": "Course admin", "GIT_COMMITTER_EMAIL": "root@localhost",
-        }
-        gitutil.git("add", "--all", ".", cwd=source, env=env)
-        tree = gitutil.git("write-tree", cwd=source, env=env)
-        parent = gitutil.git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}",
-                             cwd=source, env=env, check=False)
-        args = ["commit-tree", tree, "-m", message] + (["-p", parent] if parent else [])
-        commit = gitutil.git(*args, cwd=source, env=env)
-        gitutil.git("update-ref", f"refs/heads/{branch}", commit, cwd=source, env=env)
-    return commit
 
 
 def ensure_workspace(username, repo, target):

@@ -16,6 +16,7 @@ import pytest
 
 from inst_helpers import DEPLOY, Accounts, make_notebook, write_notebook
 from course_admin import repository
+import course_repo  # deploy/course_repo.py: how install.sh seeds the course repository
 
 
 def pytest_collection_modifyitems(config, items):
@@ -81,7 +82,7 @@ def course(scratch, people):
                    make_notebook("from course_lib import double", "double(21)"))
     repo = scratch / "course.git"
     repository.secure_repository(repo, people["group"], python=sys.executable)
-    repository.import_tree(repo, source, message="First publication")
+    course_repo.publish(source, repo, message="First publication")
     return {"repo": repo, "env": env, "source": source, "folder": f"course-{secrets.token_hex(3)}"}
 
 

@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "hub"))
 import hubkit  # noqa: E402  (tests/hub/hubkit.py)
 import roster  # noqa: E402  (deploy/roster.py)
 from course_admin import repository  # noqa: E402
+import course_repo  # noqa: E402  (deploy/course_repo.py)
 
 pytestmark = pytest.mark.skipif(not hubkit.PROXY_COMMAND.exists(),
                                 reason="configurable-http-proxy missing: run deploy/install.sh --no-start")
@@ -40,7 +41,7 @@ def course_on_hub():
     write_notebook(source / "01-first.ipynb", make_notebook("a = 20", "print('answer', 2 * a + 2)"))
     repo = workdir / "course.git"
     repository.secure_repository(repo, groups["instructor"], python=sys.executable)
-    repository.import_tree(repo, source)
+    course_repo.publish(source, repo)
     gitconfig = workdir / "gitconfig"
     gitconfig.write_text("[safe]\n\tdirectory = *\n")
     gitconfig.chmod(0o644)
