@@ -9,7 +9,6 @@ Three layers of ideas, from the most readable to the fastest:
 * :class:`SimpleCNN`: the classic network of the course (a convolution of 20 kernels 9x9 with a
   sigmoid, 2x2 pooling, a softmax over 10 classes), trained by SGD with momentum.
 """
-import numbers
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -240,9 +239,7 @@ class SimpleCNN:
         self.weight_decay = non_negative_float(weight_decay, "weight_decay")
         self.activation = one_of(activation, "activation", set(_ACTIVATIONS))
         self.dtype = _DTYPES[_dtype_name(dtype)]
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = positive_int(seed, "seed", minimum=0)
         self.n_features = self.n_filters * self.pooled_size ** 2
         self.params = self._initial_params(np.random.default_rng(self.seed))
         self._velocity = {name: np.zeros_like(value) for name, value in self.params.items()}
