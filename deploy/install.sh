@@ -68,8 +68,12 @@ chmod -R a+rX "$PREFIX"
 
 
 # ---- configurable-http-proxy, pinned, in a local prefix (not a global npm install) -----------
-installed_proxy=$(sed -n 's/^ *"version": *"\(.*\)".*/\1/p' \
-    "$PROXY_DIR/node_modules/configurable-http-proxy/package.json" 2>/dev/null | head -n 1)
+proxy_package="$PROXY_DIR/node_modules/configurable-http-proxy/package.json"
+installed_proxy=""
+# Under pipefail a missing file must not end the script: test for it first.
+if [ -r "$proxy_package" ]; then
+    installed_proxy=$(sed -n 's/^ *"version": *"\(.*\)".*/\1/p' "$proxy_package" | head -n 1)
+fi
 if [ "$installed_proxy" != "$PROXY_VERSION" ]; then
     log "installing configurable-http-proxy@$PROXY_VERSION into $PROXY_DIR"
     install -d -m 0755 "$PROXY_DIR"
