@@ -21,8 +21,6 @@ of ``data``/``ir``/``jc`` with ``MATLAB_sparse``. Each such file re-encodes what
 holds, and must load to exactly what the real file loads to.
 """
 import pathlib
-import shutil
-import subprocess
 import warnings
 
 import h5py
@@ -33,11 +31,9 @@ import scipy.sparse
 
 from course_lib import matlab
 from course_lib.matlab import MatFileError, StructArray, load_mat, mat_file_version, save_mat
+from octavekit import needs_octave, run_octave
 
 DATA = pathlib.Path(scipy.io.__file__).parent / "matlab" / "tests" / "data"
-OCTAVE = shutil.which("octave-cli") or shutil.which("octave")
-needs_octave = pytest.mark.skipif(OCTAVE is None, reason="octave is not installed "
-                                  "(deploy/install.sh --test-tools installs it)")
 
 #: scipy's files that are damaged on purpose, each with a word of the reason scipy gives.
 CORRUPTED = {
@@ -988,14 +984,6 @@ NOT_FOR_OCTAVE = {
     "miuint32_for_miint32.mat": "Octave cannot load scipy's mislabelled original",
 }
 OCTAVE_CASES = sorted(set(CLASSES) - set(NOT_FOR_OCTAVE))
-
-
-def run_octave(script, cwd):
-    result = subprocess.run([OCTAVE, "--no-gui", "--no-window-system", "--quiet", "--norc",
-                             "--eval", script], cwd=cwd, capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")

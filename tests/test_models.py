@@ -2,8 +2,6 @@
 way a model file can be wrong. Octave (installed with ``deploy/install.sh --test-tools``)
 stands in for MATLAB: it loads the export, decodes its JSON and re-saves it."""
 import json
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -12,10 +10,7 @@ from course_lib.cnn import SimpleCNN
 from course_lib.matlab import MatFileError, load_mat, save_mat
 from course_lib.models import load_model, save_model
 from course_lib.rnn import VanillaRNN
-
-OCTAVE = shutil.which("octave-cli") or shutil.which("octave")
-needs_octave = pytest.mark.skipif(OCTAVE is None, reason="octave is not installed "
-                                  "(deploy/install.sh --test-tools installs it)")
+from octavekit import needs_octave, run_octave
 
 RNN_INPUTS = np.random.default_rng(1).normal(size=(4, 7, 3))
 
@@ -188,14 +183,6 @@ def test_float32_weights_resaved_as_double_load_only_when_exact(tmp_path):
     save_mat(tmp_path / "inexact.mat", variables)
     with pytest.raises(MatFileError, match="params.W_sm holds float64 values that float32 cannot"):
         load_model(tmp_path / "inexact.mat")
-
-
-def run_octave(script, cwd):
-    result = subprocess.run([OCTAVE, "--no-gui", "--no-window-system", "--quiet", "--norc",
-                             "--eval", script], cwd=cwd, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 @needs_octave
