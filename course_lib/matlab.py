@@ -30,6 +30,8 @@ cell (a vector)        ``list``                                    ``list`` or `
 cell (2-D or more)     object ndarray of the cell's shape          object ndarray
 sparse matrix          :class:`scipy.sparse.csc_array`             scipy sparse, float64 or
                                                                    complex128
+old-style object       :class:`OldStyleObject` (the dict of its    :class:`OldStyleObject`
+(``@class`` folder)    fields, and its ``classname``)
 =====================  ==========================================  ===========================
 
 ``a[i, j]`` is MATLAB's ``A(i+1, j+1)`` throughout. By default (``squeeze=True``) singleton
@@ -58,7 +60,8 @@ import numpy as np
 import scipy.io
 import scipy.sparse
 
-__all__ = ["MatFileError", "StructArray", "load_mat", "mat_file_version", "save_mat"]
+__all__ = ["MatFileError", "OldStyleObject", "StructArray", "load_mat", "mat_file_version",
+           "save_mat"]
 
 #: Every HDF5 file carries this signature; MATLAB v7.3 files put it after a 512-byte header.
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -151,6 +154,29 @@ class StructArray(np.ndarray):
         self.fields = getattr(obj, "fields", None)
 
 
+class OldStyleObject(dict):
+    """A 1x1 object of an old-style MATLAB class (an ``@class`` folder, e.g. ``inline``).
+
+    The dict of its fields, like a struct, plus ``classname``, so that :func:`save_mat`
+    writes it back as an object of that class rather than as a plain struct. (Classes defined
+    with ``classdef`` are stored differently and read as ``None``.)
+
+    Parameters
+    ----------
+    fields : dict
+        Field name to value.
+    classname : str
+        The MATLAB class.
+    """
+
+    def __init__(self, fields, classname):
+        super().__init__(fields)
+        self.classname = classname
+
+    def __repr__(self):
+        return f"OldStyleObject({dict.__repr__(self)}, classname={self.classname!r})"
+
+
 # --------------------------------------------------------------------------------------------
 # load_mat
 # --------------------------------------------------------------------------------------------
@@ -165,8 +191,8 @@ def load_mat(path, *, squeeze=True):
     machine's byte order.
 
     Function handles and MATLAB class objects (``string``, ``table``, ...) come back as
-    ``None``, with a warning naming the variable. Old-style MATLAB objects (``@class``
-    folders) become the dict of their fields.
+    ``None``, with a warning naming the variable. Objects of old-style MATLAB classes
+    (``@class`` folders) become an :class:`OldStyleObject`, the dict of their fields.
 
     Parameters
     ----------
@@ -442,6 +468,8 @@ class _Converter:
             for index in np.ndindex(stored.shape):
                 dicts[index] = {name: self.classic(stored[index][name], typed[index][name],
                                                    variable) for name in names}
+            if isinstance(stored, MatlabObject) and stored.size == 1:
+                return OldStyleObject(dicts.flat[0], stored.classname)
             return self.struct_array(dicts, names)
         if stored.dtype == object:
             elements = np.empty(stored.shape, dtype=object)
@@ -653,6 +681,15 @@ def _writeable(value, where):
 
     Raises ValueError naming ``where`` for a value MATLAB cannot hold.
     """
+    if isinstance(value, OldStyleObject):
+        from scipy.io.matlab import MatlabObject
+
+        fields = {key: _writeable(item, f"{where}[{key!r}]")
+                  for key, item in _checked_names(value, where).items()}
+        record = np.empty((1, 1), dtype=[(name, object) for name in fields])
+        for name, item in fields.items():
+            record[name][0, 0] = item
+        return MatlabObject(record, value.classname)
     if isinstance(value, dict):
         return {key: _writeable(item, f"{where}[{key!r}]")
                 for key, item in _checked_names(value, where).items()}
