@@ -8,12 +8,16 @@ from course_lib import rnn
 from course_lib.gradcheck import gradient_check
 from course_lib.optim import clip_gradients, clip_scale, gradient_norm
 from course_lib.rnn import (
+    ORIGINAL_TABLE,
     PARAM_NAMES,
     SIGMOID_GAMMA,
+    TABLE_LENGTHS,
+    TABLE_REGIMES,
     RNNGenerator,
     VanillaRNN,
     jacobian_norms,
     sigmoid,
+    table_data,
     train,
     train_many,
 )
@@ -148,6 +152,38 @@ def test_generator_rejects_bad_arguments(kwargs, message):
 def test_generator_rejects_bad_sizes(n_seq, seq_len, message):
     with pytest.raises(ValueError, match=message):
         RNNGenerator().inputs_outputs(n_seq, seq_len)
+
+
+# -- the original table's cells ----------------------------------------------------------------------
+def test_table_data_is_a_fresh_teacher_of_the_regime():
+    for regime, sigma_max in TABLE_REGIMES.items():
+        inputs, targets = table_data(regime, 4, n_seq=6)
+        expected_inputs, expected_targets = RNNGenerator(sigma_max=sigma_max).inputs_outputs(6, 4)
+        assert inputs.shape == (6, 4, 3) and targets.shape == (6, 4, 1)
+        assert np.array_equal(inputs, expected_inputs) and np.array_equal(targets, expected_targets)
+    # Every cell starts from the teacher's own stream: the draws do not depend on earlier calls.
+    assert np.array_equal(table_data("vanish", 4, n_seq=6)[0], table_data("explode", 4, n_seq=6)[0])
+    assert table_data("vanish", 2)[0].shape == (500, 2, 3)
+
+
+def test_original_table_has_one_value_per_length_and_regimes_are_valid_teachers():
+    assert set(ORIGINAL_TABLE) == {(regime, epochs) for regime in TABLE_REGIMES for epochs in (500, 1500)}
+    assert all(len(row) == len(TABLE_LENGTHS) and min(row) > 0 for row in ORIGINAL_TABLE.values())
+    assert TABLE_REGIMES["vanish"] * SIGMOID_GAMMA < 1 < TABLE_REGIMES["explode"] * SIGMOID_GAMMA
+    for sigma_max in TABLE_REGIMES.values():  # each a largest singular value the teacher accepts
+        assert np.linalg.norm(RNNGenerator(sigma_max=sigma_max).weights()["W_hh"], 2) == pytest.approx(sigma_max)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(("grow", 2), r"regime must be one of \['explode', 'vanish'\], got 'grow'"),
+     (("vanish", 0), "length must be an integer >= 1, got 0"),
+     (("vanish", 2.5), "length must be an integer >= 1, got 2.5"),
+     (("explode", 2, 0), "n_seq must be an integer >= 1, got 0")],
+)
+def test_table_data_rejects_bad_arguments(args, message):
+    with pytest.raises(ValueError, match=message):
+        table_data(*args)
 
 
 # -- the student -----------------------------------------------------------------------------------
