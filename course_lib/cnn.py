@@ -8,7 +8,7 @@ Three layers of ideas, from the most readable to the fastest:
   reference; :mod:`course_lib.fast_layers`: their vectorised twins, same names and API.
 * :class:`SimpleCNN`: the classic network of the course (a convolution of 20 kernels 9x9 with a
   sigmoid, 2x2 pooling, a softmax over 10 classes) built from the fast layers, trained by SGD
-  with momentum.
+  with momentum (:mod:`course_lib.optim`).
 """
 
 import numpy as np
@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from course_lib import fast_layers
 from course_lib._checks import as_float_array, as_labels, non_negative_float, one_of, positive_int
+from course_lib.optim import check_momentum, sgd_momentum_step
 
 __all__ = ["correlate2d", "convolve2d", "SimpleCNN"]
 
@@ -136,14 +137,6 @@ def convolve2d(image, kernel):
 # --------------------------------------------------------------------------------------------
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-def _check_momentum(momentum):
-    """Momentum must lie in [0, 1): at 1 or more the velocity never decays."""
-    momentum = non_negative_float(momentum, "momentum")
-    if momentum >= 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-    return momentum
 
 # The passes below call the fast layers without their argument checks (``.unchecked``): the
 # public methods of SimpleCNN check a batch once, where the user hands it in, and the layers
@@ -476,8 +469,8 @@ class SimpleCNN:
     def train_step(self, X, y, lr=LR, momentum=MOMENTUM):
         r"""One step of stochastic gradient descent with momentum on the batch ``(X, y)``.
 
-        The update, per parameter (as PyTorch's SGD):
-        :math:`v \leftarrow \mu v + \nabla C`, :math:`\theta \leftarrow \theta - \eta v`.
+        The update, per parameter, is :func:`course_lib.optim.sgd_momentum_step` (PyTorch's
+        convention): :math:`v \leftarrow \mu v + \nabla C`, :math:`\theta \leftarrow \theta - \eta v`.
 
         Parameters
         ----------
@@ -494,7 +487,7 @@ class SimpleCNN:
             The cost of the batch before the step.
         """
         lr = non_negative_float(lr, "lr", strictly_positive=True)
-        momentum = _check_momentum(momentum)
+        momentum = check_momentum(momentum)
         self._check_params()
         X = self._check_images(X)
         y = as_labels(y, "y", len(X), self.n_classes)
@@ -503,11 +496,7 @@ class SimpleCNN:
     def _train_step(self, X, y, lr, momentum):
         """``train_step`` on checked inputs; returns the loss and the number of right predictions."""
         loss, grads, scores = self._loss_and_grads(X, y)
-        for name, grad in grads.items():
-            velocity = self._velocity[name]
-            velocity *= momentum
-            velocity += grad
-            self.params[name] -= lr * velocity
+        sgd_momentum_step(self.params, grads, self._velocity, lr, momentum)
         return loss, int(np.sum(scores.argmax(axis=1) == y))
 
     def fit(self, X, y, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, momentum=MOMENTUM,
@@ -561,7 +550,7 @@ class SimpleCNN:
         epochs = positive_int(epochs, "epochs")
         batch_size = positive_int(batch_size, "batch_size")
         lr = non_negative_float(lr, "lr", strictly_positive=True)
-        momentum = _check_momentum(momentum)
+        momentum = check_momentum(momentum)
         one_of(lr_schedule, "lr_schedule", {"cosine", "constant"})
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together, got only one of them")
