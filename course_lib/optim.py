@@ -15,22 +15,23 @@ import numpy as np
 
 from course_lib._checks import non_negative_float
 
-__all__ = ["check_momentum", "sgd_momentum_step", "gradient_norm", "clip_gradients"]
+__all__ = ["check_momentum", "sgd_momentum_step", "gradient_norm", "clip_scale", "clip_gradients"]
 
 
-def check_momentum(momentum):
+def check_momentum(momentum, name="momentum"):
     """Return ``momentum`` as a float after checking it lies in ``[0, 1)``.
 
     At 1 or more the velocity never decays: every old gradient keeps pushing for ever.
+    ``name`` is the argument's name in the error message (e.g. ``"initial_momentum"``).
 
     Raises
     ------
     ValueError
         If ``momentum`` is not a finite number in ``[0, 1)``.
     """
-    momentum = non_negative_float(momentum, "momentum")
+    momentum = non_negative_float(momentum, name)
     if momentum >= 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        raise ValueError(f"{name} must be in [0, 1), got {momentum!r}")
     return momentum
 
 
@@ -58,18 +59,41 @@ def sgd_momentum_step(params, grads, velocity, lr, momentum):
         params[name] -= lr * v
 
 
-def gradient_norm(grads):
+def gradient_norm(grads, n_stacked=None):
     """The Euclidean norm of all the gradients taken together, as one long vector.
 
     Parameters
     ----------
     grads : dict of ndarray
+    n_stacked : int, optional
+        When the arrays hold the gradients of ``n_stacked`` models stacked along their first
+        axis (each array's rows split into ``n_stacked`` equal blocks, one per model, as
+        :func:`course_lib.rnn.train_many` lays them out), return each model's norm.
 
     Returns
     -------
-    float
+    float, or ndarray of shape (n_stacked,)
     """
-    return float(np.sqrt(sum(np.sum(np.square(g)) for g in grads.values())))
+    if n_stacked is None:
+        return float(np.sqrt(sum(np.sum(np.square(g)) for g in grads.values())))
+    return np.sqrt(sum(np.square(g).reshape(n_stacked, -1).sum(axis=1) for g in grads.values()))
+
+
+def clip_scale(norm, threshold):
+    """The factor Algorithm 1 multiplies a gradient of norm ``norm`` by.
+
+    ``threshold / norm`` when ``norm >= threshold``, else 1. Elementwise for an array of
+    norms (one per model trained side by side). ``threshold`` must already be checked (> 0):
+    trainers check it once, not at every update.
+
+    Returns
+    -------
+    float, or ndarray of the shape of ``norm``
+    """
+    norm = np.asarray(norm, dtype=np.float64)
+    scale = np.ones_like(norm)
+    np.divide(threshold, norm, out=scale, where=norm >= threshold)
+    return float(scale) if scale.ndim == 0 else scale
 
 
 def clip_gradients(grads, threshold):
@@ -99,5 +123,5 @@ def clip_gradients(grads, threshold):
     """
     threshold = non_negative_float(threshold, "threshold", strictly_positive=True)
     norm = gradient_norm(grads)
-    scale = threshold / norm if norm >= threshold else 1.0
+    scale = clip_scale(norm, threshold)
     return {name: g * scale for name, g in grads.items()}, norm

@@ -10,8 +10,9 @@ Bengio, "On the difficulty of training recurrent neural networks" (ICML 2013):
 * :func:`train` trains one student with momentum SGD, one readable step at a time, and
   :func:`train_many` is its fast vectorised twin: it trains several students (for instance
   every cell of the paper's table) at once, stacked along a leading axis.
-* :func:`clip_gradients` is the paper's Algorithm 1 (rescale the gradient when its norm
-  exceeds a threshold); :func:`jacobian_norms` measures ``||dh_T / dh_t||`` directly.
+* :func:`jacobian_norms` measures ``||dh_T / dh_t||`` directly. Gradient clipping, the
+  paper's Algorithm 1 (rescale the gradient when its norm exceeds a threshold), is
+  :func:`course_lib.optim.clip_gradients`, shared with the CNN, as is the momentum update.
 
 The theory (paper, section 2.1). With ``gamma`` a bound on the derivative of the activation
 (``gamma = 1/4`` for the logistic sigmoid, :data:`SIGMOID_GAMMA`), the Jacobian of one step
@@ -25,19 +26,22 @@ Conventions. The teacher follows the column-vector notation of the paper
 (``h_t = sigmoid(W_hh h_{t-1} + W_hi x_t + b_hh)``); the student uses row vectors, the
 layout of a mini-batch (``h_t = sigmoid(h_{t-1} W_hh + u_t W_uh + b_hh)``), so the student's
 ``W_hh`` plays the part of the teacher's ``W_hh.T``. Sequences are stored as arrays of shape
-``(n_sequences, length, features)``; all arithmetic is float64.
+``(n_sequences, length, features)``; hidden states as ``(n_sequences, length + 1, H)``,
+``h_0 = 0`` first, in the teacher, the student and :func:`jacobian_norms` alike. All
+arithmetic is float64. Inputs are checked once, where a user hands them in (``forward``,
+``loss_and_grads``, ``train``, ...), not again at every update.
 """
 import numpy as np
 from scipy.special import expit
 
 from ._checks import as_float_array, non_negative_float, one_of, positive_int
+from .optim import check_momentum, clip_scale, gradient_norm, sgd_momentum_step
 
 __all__ = [
     "SIGMOID_GAMMA",
     "sigmoid",
     "RNNGenerator",
     "VanillaRNN",
-    "clip_gradients",
     "jacobian_norms",
     "train",
     "train_many",
@@ -46,7 +50,7 @@ __all__ = [
 #: Bound on the derivative of the logistic sigmoid: ``sigmoid'(z) = s (1 - s) <= 1/4``.
 SIGMOID_GAMMA = 0.25
 
-#: The parameter names of :class:`VanillaRNN`, in the order of :func:`clip_gradients`' norm.
+#: The parameter names of :class:`VanillaRNN`, in the order its gradients are returned.
 PARAM_NAMES = ("W_uh", "W_hh", "W_hy", "b_hh", "b_hy")
 
 _LOSSES = ("last", "all")
@@ -132,22 +136,24 @@ class RNNGenerator:
 
         Returns
         -------
-        hidden : ndarray, shape (N, L, H)
-            The hidden states ``h_1 .. h_L``.
+        hidden : ndarray, shape (N, L + 1, H)
+            ``h_0 = 0`` followed by ``h_1 .. h_L``, as :meth:`VanillaRNN.forward` returns
+            them and :func:`jacobian_norms` takes them.
         outputs : ndarray, shape (N, L, O)
             The outputs ``y_1 .. y_L``.
         """
-        x = _check_sequences(inputs, "inputs", self.n_in)
+        return self._run(_check_sequences(inputs, "inputs", self.n_in))
+
+    def _run(self, x):
+        """:meth:`run` on inputs already checked (float64, ``(N, L, I)``)."""
         w = self._weights
         n_seq, length, _ = x.shape
         # Row-vector form of the column recurrence, for a whole batch of sequences at once.
         drive = x @ w["W_hi"].T + w["b_hh"]
-        hidden = np.empty((n_seq, length, self.n_hidden))
-        h = np.zeros((n_seq, self.n_hidden))
-        for t in range(length):
-            h = sigmoid(h @ w["W_hh"].T + drive[:, t])
-            hidden[:, t] = h
-        return hidden, hidden @ w["W_yh"].T + w["b_yh"]
+        hidden = np.zeros((n_seq, length + 1, self.n_hidden))
+        for t in range(1, length + 1):
+            hidden[:, t] = sigmoid(hidden[:, t - 1] @ w["W_hh"].T + drive[:, t - 1])
+        return hidden, hidden[:, 1:] @ w["W_yh"].T + w["b_yh"]
 
     def inputs_outputs(self, n_seq, seq_len):
         """Draw ``inputs = randn(n_seq, seq_len, I)`` from the generator's stream and run it.
@@ -165,7 +171,7 @@ class RNNGenerator:
         n_seq = positive_int(n_seq, "n_seq")
         seq_len = positive_int(seq_len, "seq_len")
         inputs = self._rng.randn(n_seq, seq_len, self.n_in)
-        return inputs, self.run(inputs)[1]
+        return inputs, self._run(inputs)[1]
 
     def __repr__(self):
         return (
@@ -240,7 +246,10 @@ class VanillaRNN:
         outputs : ndarray, shape (N, L, O)
             ``y_1 .. y_L``.
         """
-        u = _check_sequences(inputs, "inputs", self.n_in)
+        return self._forward(_check_sequences(inputs, "inputs", self.n_in))
+
+    def _forward(self, u):
+        """:meth:`forward` on inputs already checked (float64, ``(N, L, n_in)``)."""
         p = self.params
         n_seq, length, _ = u.shape
         drive = u @ p["W_uh"] + p["b_hh"]  # every step's input term in one product
@@ -253,9 +262,10 @@ class VanillaRNN:
         """Outputs ``y_1 .. y_L`` for ``inputs`` of shape ``(N, L, n_in)``: shape ``(N, L, O)``."""
         return self.forward(inputs)[1]
 
-    def _check_pair(self, inputs, targets):
-        u = _check_sequences(inputs, "inputs", self.n_in)
-        y = _check_sequences(targets, "targets", self.n_out, n_seq=u.shape[0], length=u.shape[1])
+    def _check_pair(self, inputs, targets, names=("inputs", "targets")):
+        """``inputs`` and ``targets`` as float64 arrays of matching shapes, checked once."""
+        u = _check_sequences(inputs, names[0], self.n_in)
+        y = _check_sequences(targets, names[1], self.n_out, n_seq=u.shape[0], length=u.shape[1])
         return u, y
 
     def _output_error_gradient(self, outputs, targets):
@@ -271,7 +281,7 @@ class VanillaRNN:
     def cost(self, inputs, targets):
         """Mean squared error of the outputs against ``targets`` (shape ``(N, L, O)``)."""
         u, y = self._check_pair(inputs, targets)
-        return self._output_error_gradient(self.forward(u)[1], y)[0]
+        return self._output_error_gradient(self._forward(u)[1], y)[0]
 
     # -- backward --------------------------------------------------------------------------
     def loss_and_grads(self, inputs, targets):
@@ -296,9 +306,12 @@ class VanillaRNN:
         ValueError
             On wrong shapes, a length below 1, or NaN/infinite values.
         """
-        u, y = self._check_pair(inputs, targets)
+        return self._loss_and_grads(*self._check_pair(inputs, targets))
+
+    def _loss_and_grads(self, u, y):
+        """:meth:`loss_and_grads` on inputs and targets already checked (float64)."""
         p = self.params
-        hidden, outputs = self.forward(u)
+        hidden, outputs = self._forward(u)
         cost, d_out = self._output_error_gradient(outputs, y)
         length = u.shape[1]
         h = hidden[:, 1:]  # h_1 .. h_L
@@ -320,33 +333,7 @@ class VanillaRNN:
         return cost, {name: grads[name] for name in PARAM_NAMES}
 
 
-# -- gradient clipping, Jacobians ------------------------------------------------------------
-def clip_gradients(grads, threshold):
-    """Pascanu et al.'s Algorithm 1: rescale the gradient if its norm exceeds ``threshold``.
-
-    ``g <- threshold / ||g|| * g`` when ``||g|| >= threshold``, with ``||g||`` the Euclidean
-    norm of all parameters' gradients taken together, so the direction is kept and only the
-    step length is capped.
-
-    Parameters
-    ----------
-    grads : dict of ndarray
-    threshold : float
-        Positive norm threshold.
-
-    Returns
-    -------
-    clipped : dict of ndarray
-        New arrays (the input is not modified).
-    norm : float
-        The norm before clipping.
-    """
-    threshold = non_negative_float(threshold, "threshold", strictly_positive=True)
-    norm = float(np.sqrt(sum(np.sum(np.square(g)) for g in grads.values())))
-    scale = threshold / norm if norm >= threshold else 1.0
-    return {name: g * scale for name, g in grads.items()}, norm
-
-
+# -- Jacobians ------------------------------------------------------------------------------
 def jacobian_norms(W_hh, hidden):
     """Spectral norms ``||dh_T / dh_t||_2`` for ``t = 0 .. T`` along given trajectories.
 
@@ -359,7 +346,8 @@ def jacobian_norms(W_hh, hidden):
     W_hh : array_like, shape (H, H)
         Recurrent weights in the row-vector convention (the teacher's ``W_hh.T``).
     hidden : array_like, shape (N, T + 1, H)
-        Hidden states ``h_0 .. h_T`` as returned by :meth:`VanillaRNN.forward`.
+        Hidden states ``h_0 .. h_T`` as :meth:`VanillaRNN.forward` and
+        :meth:`RNNGenerator.run` return them.
 
     Returns
     -------
@@ -388,12 +376,17 @@ def jacobian_norms(W_hh, hidden):
 DEFAULT_BATCH_SIZE = 100
 
 
-def _check_training_options(epochs, learning_rate, momentum, initial_momentum,
-                            momentum_switch_epoch, batch_size, clip_norm, n_seq):
+def _check_training_options(epochs, lr, momentum, initial_momentum, momentum_switch_epoch,
+                            batch_size, clip_norm, n_seq):
+    """The training options of :func:`train` and :func:`train_many`, checked once.
+
+    Returns ``epochs, lr, schedule, batch_size, clip_norm`` with ``schedule[epoch]`` the
+    momentum of that epoch.
+    """
     epochs = positive_int(epochs, "epochs")
-    learning_rate = non_negative_float(learning_rate, "learning_rate", strictly_positive=True)
-    momentum = non_negative_float(momentum, "momentum", maximum=1.0)
-    initial_momentum = non_negative_float(initial_momentum, "initial_momentum", maximum=1.0)
+    lr = non_negative_float(lr, "lr", strictly_positive=True)
+    momentum = check_momentum(momentum)
+    initial_momentum = check_momentum(initial_momentum, "initial_momentum")
     momentum_switch_epoch = positive_int(momentum_switch_epoch, "momentum_switch_epoch", minimum=0)
     batch_size = min(DEFAULT_BATCH_SIZE, n_seq) if batch_size is None else batch_size
     batch_size = positive_int(batch_size, "batch_size")
@@ -402,22 +395,24 @@ def _check_training_options(epochs, learning_rate, momentum, initial_momentum,
     if clip_norm is not None:
         clip_norm = non_negative_float(clip_norm, "clip_norm", strictly_positive=True)
     schedule = np.where(np.arange(epochs) < momentum_switch_epoch, initial_momentum, momentum)
-    return epochs, learning_rate, schedule, batch_size, clip_norm
+    return epochs, lr, schedule, batch_size, clip_norm
 
 
-def train(model, inputs, targets, epochs, *, learning_rate=1e-3, momentum=0.9,
-          initial_momentum=0.5, momentum_switch_epoch=6, batch_size=None,
-          clip_norm=None, return_grad_norms=False):
+def train(model, inputs, targets, epochs, *, lr=1e-3, momentum=0.9, initial_momentum=0.5,
+          momentum_switch_epoch=6, batch_size=None, clip_norm=None, return_grad_norms=False):
     """Train one :class:`VanillaRNN` in place with momentum SGD, as in the original experiment.
 
-    The readable version: every update calls :meth:`VanillaRNN.loss_and_grads`.
+    The readable version: every update computes the mini-batch's gradient by BPTT, as
+    :meth:`VanillaRNN.loss_and_grads` does (the data are checked once, here).
     :func:`train_many` does the same arithmetic much faster and for several models at once.
 
     The sequences are visited in order, ``batch_size`` at a time. The error of a mini-batch
     is the *sum* of its sequences' costs, so the learning rate keeps its per-sequence meaning:
     one mini-batch step is, to first order, the ``batch_size`` per-sequence steps it replaces.
-    The update is classical momentum, ``v <- mu v - lr g``, ``theta <- theta + v``, with
-    ``mu = initial_momentum`` for the first ``momentum_switch_epoch`` epochs, then ``momentum``.
+    The update is the course's momentum SGD (:func:`course_lib.optim.sgd_momentum_step`,
+    ``v <- mu v + g``, ``theta <- theta - lr v``; the original's ``v <- mu v - lr g``,
+    ``theta <- theta + v`` takes the same steps), with ``mu = initial_momentum`` for the first
+    ``momentum_switch_epoch`` epochs, then ``momentum``.
 
     Parameters
     ----------
@@ -425,15 +420,17 @@ def train(model, inputs, targets, epochs, *, learning_rate=1e-3, momentum=0.9,
     inputs : array_like, shape (N, L, n_in)
     targets : array_like, shape (N, L, n_out)
     epochs : int
-    learning_rate : float
+    lr : float
+        Learning rate.
     momentum, initial_momentum : float
-        Momentum after and before epoch ``momentum_switch_epoch``.
+        Momentum after and before epoch ``momentum_switch_epoch``, in ``[0, 1)``.
     momentum_switch_epoch : int
     batch_size : int, optional
         Sequences per update; 1 reproduces the original's one update per sequence. Default:
         :data:`DEFAULT_BATCH_SIZE` (100), or all the sequences if there are fewer.
     clip_norm : float, optional
-        If given, each update's gradient is clipped to this norm (:func:`clip_gradients`).
+        If given, each update's gradient is clipped to this norm, Pascanu et al.'s
+        Algorithm 1 (:func:`course_lib.optim.clip_gradients`).
     return_grad_norms : bool
         Also return the largest gradient norm (before clipping) of each epoch.
 
@@ -450,8 +447,8 @@ def train(model, inputs, targets, epochs, *, learning_rate=1e-3, momentum=0.9,
     u, y = model._check_pair(inputs, targets)
     n_seq = u.shape[0]
     epochs, lr, schedule, batch_size, clip_norm = _check_training_options(
-        epochs, learning_rate, momentum, initial_momentum, momentum_switch_epoch, batch_size,
-        clip_norm, n_seq)
+        epochs, lr, momentum, initial_momentum, momentum_switch_epoch, batch_size, clip_norm,
+        n_seq)
     velocity = {name: np.zeros_like(value) for name, value in model.params.items()}
     history = np.empty(epochs)
     grad_norms = np.zeros(epochs)
@@ -459,18 +456,18 @@ def train(model, inputs, targets, epochs, *, learning_rate=1e-3, momentum=0.9,
         costs = []
         for start in range(0, n_seq, batch_size):
             batch = slice(start, start + batch_size)
-            cost, grads = model.loss_and_grads(u[batch], y[batch])
+            cost, grads = model._loss_and_grads(u[batch], y[batch])
+            # _loss_and_grads averages over the batch; the mini-batch error is the sum.
             n_batch = u[batch].shape[0]
-            # loss_and_grads averages over the batch; the mini-batch error is the sum.
-            grads = {name: g * n_batch for name, g in grads.items()}
+            for g in grads.values():
+                g *= n_batch
+            norm = gradient_norm(grads)
             if clip_norm is not None:
-                grads, norm = clip_gradients(grads, clip_norm)
-            else:
-                norm = np.sqrt(sum(np.sum(g * g) for g in grads.values()))
+                scale = clip_scale(norm, clip_norm)
+                for g in grads.values():
+                    g *= scale
             grad_norms[epoch] = max(grad_norms[epoch], norm)
-            for name, g in grads.items():
-                velocity[name] = schedule[epoch] * velocity[name] - lr * g
-                model.params[name] += velocity[name]
+            sgd_momentum_step(model.params, grads, velocity, lr, schedule[epoch])
             costs.append(cost)
         history[epoch] = np.mean(costs)
     return (history, grad_norms) if return_grad_norms else history
@@ -499,19 +496,14 @@ class _StackedData:
     same step ``T``; a configuration of length ``L`` starts at step ``T - L``, where its
     hidden state is reset to zero (and the backward pass stops). ``batches`` holds each
     mini-batch's inputs ``(T, B, K I)`` (copied into its :class:`_Workspace`) and targets.
+    ``pairs`` are the configurations' (inputs, targets), already checked.
     """
 
-    def __init__(self, models, inputs, targets, batch_size):
+    def __init__(self, models, pairs, batch_size):
         self.n_configs = K = len(models)
         self.loss = models[0].loss
         I, H, O = models[0].n_in, models[0].n_hidden, models[0].n_out
-        pairs = [m._check_pair(u, y) for m, u, y in zip(models, inputs, targets)]
         n_seq = pairs[0][0].shape[0]
-        for k, (u, _) in enumerate(pairs):
-            if u.shape[0] != n_seq:
-                raise ValueError(
-                    f"inputs[{k}] must hold as many sequences as inputs[0] ({n_seq}), "
-                    f"got shape {u.shape}")
         self.lengths = np.array([u.shape[1] for u, _ in pairs])
         self.n_steps = T = int(self.lengths.max())
         self.starts = T - self.lengths
@@ -660,30 +652,22 @@ def _stacked_update(params, velocity, masks, data, work, yb, mu, lr, clip_norm, 
         "b_hh": g_b_hh,
         "b_hy": g_b_hy,
     }
-    step = {name: lr for name in grads}
     norm = None
     if clip_norm is not None or want_norms:
-        # Squared norm per configuration: its rows of each (zero off-block) weight matrix.
-        sq = sum((g * g).reshape(K, -1).sum(axis=1) for g in grads.values())
-        norm = np.sqrt(sq)
+        # Configuration k owns block k of each array's rows (zero outside its diagonal block).
+        norm = gradient_norm(grads, n_stacked=K)
     if clip_norm is not None:
-        scale = np.ones(K)
-        too_long = norm >= clip_norm
-        scale[too_long] = clip_norm / norm[too_long]
-        for name, g in grads.items():
-            per_row = np.repeat(lr * scale, g.shape[0] // K)
-            step[name] = per_row[:, None] if g.ndim == 2 else per_row
-    for name, g in grads.items():
-        v = velocity[name]
-        v *= mu
-        v -= step[name] * g
-        params[name] += v
+        scale = clip_scale(norm, clip_norm)
+        for g in grads.values():
+            per_row = np.repeat(scale, g.shape[0] // K)
+            g *= per_row[:, None] if g.ndim == 2 else per_row
+    sgd_momentum_step(params, grads, velocity, lr, mu)
     return costs, norm
 
 
-def train_many(models, inputs, targets, epochs, *, learning_rate=1e-3, momentum=0.9,
-               initial_momentum=0.5, momentum_switch_epoch=6, batch_size=None,
-               clip_norm=None, return_grad_norms=False, progress=False):
+def train_many(models, inputs, targets, epochs, *, lr=1e-3, momentum=0.9, initial_momentum=0.5,
+               momentum_switch_epoch=6, batch_size=None, clip_norm=None,
+               return_grad_norms=False, progress=False):
     """Train several :class:`VanillaRNN` at once, each on its own data: :func:`train`, vectorised.
 
     In a network this small the cost of a numpy call, not its arithmetic, is what takes time,
@@ -703,7 +687,7 @@ def train_many(models, inputs, targets, epochs, *, learning_rate=1e-3, momentum=
     inputs, targets : sequence of array_like
         ``inputs[k]`` of shape ``(N, L_k, n_in)`` and ``targets[k]`` of shape
         ``(N, L_k, n_out)`` for ``models[k]``; the same ``N`` for every configuration.
-    epochs, learning_rate, momentum, initial_momentum, momentum_switch_epoch, batch_size, clip_norm
+    epochs, lr, momentum, initial_momentum, momentum_switch_epoch, batch_size, clip_norm
         As in :func:`train`.
     return_grad_norms : bool
         Also return, for each model and epoch, the largest gradient norm (before clipping)
@@ -733,11 +717,17 @@ def train_many(models, inputs, targets, epochs, *, learning_rate=1e-3, momentum=
         raise ValueError(
             f"inputs and targets must hold one data set per model ({len(models)}), "
             f"got {len(inputs)} and {len(targets)}")
-    first_n = _check_sequences(inputs[0], "inputs[0]", models[0].n_in).shape[0]
+    pairs = [m._check_pair(u, y, names=(f"inputs[{k}]", f"targets[{k}]"))
+             for k, (m, u, y) in enumerate(zip(models, inputs, targets))]
+    n_seq = pairs[0][0].shape[0]
+    for k, (u, _) in enumerate(pairs):
+        if u.shape[0] != n_seq:
+            raise ValueError(f"inputs[{k}] must hold as many sequences as inputs[0] ({n_seq}), "
+                             f"got shape {u.shape}")
     epochs, lr, schedule, batch_size, clip_norm = _check_training_options(
-        epochs, learning_rate, momentum, initial_momentum, momentum_switch_epoch, batch_size,
-        clip_norm, first_n)
-    data = _StackedData(models, inputs, targets, batch_size)
+        epochs, lr, momentum, initial_momentum, momentum_switch_epoch, batch_size, clip_norm,
+        n_seq)
+    data = _StackedData(models, pairs, batch_size)
     K = len(models)
     # K independent networks are one wide network whose weights are block-diagonal: each
     # step is then a single small matrix product for all configurations.

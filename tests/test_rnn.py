@@ -1,16 +1,17 @@
 """Tests of course_lib.rnn: the teacher's random stream, BPTT against centred differences,
-Algorithm 1 (clipping), the readable trainer against a hand-written loop, and the fast
-stacked trainer against the readable one."""
+the readable trainer against a hand-written loop in the original's momentum convention, the
+fast stacked trainer against the readable one, and the checks made once per call."""
 import numpy as np
 import pytest
 
+from course_lib import rnn
 from course_lib.gradcheck import gradient_check
+from course_lib.optim import clip_gradients, clip_scale, gradient_norm
 from course_lib.rnn import (
     PARAM_NAMES,
     SIGMOID_GAMMA,
     RNNGenerator,
     VanillaRNN,
-    clip_gradients,
     jacobian_norms,
     sigmoid,
     train,
@@ -71,12 +72,37 @@ def test_generator_weights_are_copies():
 def test_generator_runs_the_column_vector_recurrence():
     generator = RNNGenerator(n_in=3, n_out=2, n_hidden=3, sigma_max=2.5, seed=3)
     inputs, outputs = generator.inputs_outputs(4, 5)
+    hidden, run_outputs = generator.run(inputs)
+    assert hidden.shape == (4, 6, 3) and np.array_equal(run_outputs, outputs)
+    assert np.array_equal(hidden[:, 0], np.zeros((4, 3)))  # h_0, as VanillaRNN.forward gives it
     w = generator.weights()
     for n in range(4):
         h = np.zeros(3)
         for t in range(5):
             h = 1.0 / (1.0 + np.exp(-(w["W_hh"] @ h + w["W_hi"] @ inputs[n, t] + w["b_hh"])))
+            np.testing.assert_allclose(hidden[n, t + 1], h, rtol=1e-13)
             np.testing.assert_allclose(outputs[n, t], w["W_yh"] @ h + w["b_yh"], rtol=1e-13)
+
+
+def test_teacher_states_feed_jacobian_norms_as_the_students_do():
+    # A student with the teacher's weights (row convention) has the teacher's states.
+    teacher = RNNGenerator(sigma_max=6.0)
+    w = teacher.weights()
+    student = VanillaRNN(3, 2, 1)
+    student.params = {"W_uh": w["W_hi"].T, "W_hh": w["W_hh"].T, "W_hy": w["W_yh"].T,
+                      "b_hh": w["b_hh"], "b_hy": w["b_yh"]}
+    inputs, _ = teacher.inputs_outputs(3, 7)
+    teacher_hidden, teacher_outputs = teacher.run(inputs)
+    student_hidden, student_outputs = student.forward(inputs)
+    np.testing.assert_allclose(teacher_hidden, student_hidden, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(teacher_outputs, student_outputs, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(jacobian_norms(w["W_hh"].T, teacher_hidden),
+                               jacobian_norms(w["W_hh"].T, student_hidden), rtol=1e-12)
+
+
+def test_generator_run_rejects_bad_inputs():
+    with pytest.raises(ValueError, match=r"inputs must have shape \(N, N, 3\), got \(2, 4, 2\)"):
+        RNNGenerator().run(np.zeros((2, 4, 2)))
 
 
 @pytest.mark.parametrize("sigma_max", [1.5, 4.0, 12.0])
@@ -233,27 +259,29 @@ def test_student_rejects_bad_arguments(kwargs, message):
         VanillaRNN(**kwargs)
 
 
-# -- clipping and Jacobians ---------------------------------------------------------------------
-def test_clipping_rescales_long_gradients_to_the_threshold_and_keeps_direction():
+# -- the shared clipping rule, in the stacked layout of train_many ---------------------------------
+def test_stacked_gradient_norms_are_each_models_norm():
+    # train_many's layout: K models' gradients stacked along the first axis of every array.
     rng = np.random.default_rng(4)
-    grads = {"a": rng.normal(size=(3, 2)), "b": rng.normal(size=4)}
-    norm = np.sqrt(sum(np.sum(g**2) for g in grads.values()))
-    clipped, reported = clip_gradients(grads, norm / 3)
-    assert reported == pytest.approx(norm, rel=1e-15)
-    for name in grads:  # g <- threshold / ||g|| * g, exactly
-        np.testing.assert_allclose(clipped[name], grads[name] * (norm / 3) / norm, rtol=1e-15)
-    new_norm = np.sqrt(sum(np.sum(g**2) for g in clipped.values()))
-    assert new_norm == pytest.approx(norm / 3, rel=1e-14)
-    # Short gradients are left alone (as copies).
-    same, _ = clip_gradients(grads, 2 * norm)
-    for name in grads:
-        assert np.array_equal(same[name], grads[name]) and same[name] is not grads[name]
+    per_model = [{"W": rng.normal(size=(3, 2)), "b": rng.normal(size=3)} for _ in range(4)]
+    stacked = {name: np.concatenate([g[name] for g in per_model]) for name in ("W", "b")}
+    norms = gradient_norm(stacked, n_stacked=4)
+    assert norms.shape == (4,)
+    for k, grads in enumerate(per_model):
+        assert norms[k] == pytest.approx(gradient_norm(grads), rel=1e-15)
 
 
-@pytest.mark.parametrize("threshold", [0.0, -1.0, float("inf"), "1"])
-def test_clipping_rejects_bad_thresholds(threshold):
-    with pytest.raises(ValueError, match="threshold must be"):
-        clip_gradients({"a": np.ones(2)}, threshold)
+def test_clip_scale_is_the_rule_of_clip_gradients_elementwise():
+    grads = {"a": np.array([3.0, 4.0])}  # norm 5
+    for threshold in (1.0, 5.0, 7.0):
+        clipped, norm = clip_gradients(grads, threshold)
+        np.testing.assert_array_equal(clipped["a"], grads["a"] * clip_scale(norm, threshold))
+    np.testing.assert_array_equal(clip_scale(np.array([0.0, 1.0, 5.0, 10.0]), 5.0),
+                                  [1.0, 1.0, 1.0, 0.5])
+    assert isinstance(clip_scale(10.0, 5.0), float)
+
+
+# -- Jacobians ----------------------------------------------------------------------------------------
 
 
 def test_jacobian_norms_match_the_explicit_product_and_the_bound():
@@ -306,8 +334,9 @@ def test_train_is_momentum_sgd_with_the_schedule_and_per_sequence_updates():
     inputs, targets = generator.inputs_outputs(6, 5)
     model = VanillaRNN(3, 2, 1)
     history = train(model, inputs, targets, epochs=3, batch_size=1, momentum_switch_epoch=2,
-                    initial_momentum=0.5, momentum=0.9, learning_rate=0.01)
-    # The same thing by hand: one update per sequence, in order.
+                    initial_momentum=0.5, momentum=0.9, lr=0.01)
+    # The same thing by hand: one update per sequence, in order, in the original's
+    # convention (v <- mu v - lr g, theta <- theta + v): the same steps at constant lr.
     reference = VanillaRNN(3, 2, 1)
     velocity = {k: np.zeros_like(v) for k, v in reference.params.items()}
     expected = []
@@ -330,7 +359,7 @@ def test_a_mini_batch_step_sums_its_sequences_gradients():
     generator = RNNGenerator(sigma_max=2.0)
     inputs, targets = generator.inputs_outputs(4, 3)
     model, reference = VanillaRNN(3, 2, 1), VanillaRNN(3, 2, 1)
-    train(model, inputs, targets, epochs=1, batch_size=4, learning_rate=0.1)
+    train(model, inputs, targets, epochs=1, batch_size=4, lr=0.1)
     summed = {k: sum(reference.loss_and_grads(inputs[n:n + 1], targets[n:n + 1])[1][k]
                      for n in range(4)) for k in PARAM_NAMES}
     for k in PARAM_NAMES:
@@ -351,7 +380,7 @@ def test_clipped_training_never_steps_further_than_the_threshold_allows():
     model = random_student(seed=9, scale=3.0)
     before = {k: v.copy() for k, v in model.params.items()}
     # No momentum, one update: the step length is exactly lr * min(||g||, threshold).
-    train(model, inputs, targets, epochs=1, batch_size=10, learning_rate=0.1, initial_momentum=0.0,
+    train(model, inputs, targets, epochs=1, batch_size=10, lr=0.1, initial_momentum=0.0,
           clip_norm=1e-3)
     step = np.sqrt(sum(np.sum((model.params[k] - before[k]) ** 2) for k in PARAM_NAMES))
     assert step == pytest.approx(0.1 * 1e-3, rel=1e-10)
@@ -366,7 +395,7 @@ def test_train_many_equals_train_on_each_model(loss, clip_norm):
     data = [RNNGenerator(sigma_max=s).inputs_outputs(13, L) for s, L in configs]
     fast = [VanillaRNN(3, 2, 1, seed=i, loss=loss) for i in range(4)]
     slow = [VanillaRNN(3, 2, 1, seed=i, loss=loss) for i in range(4)]
-    options = dict(epochs=4, batch_size=5, learning_rate=0.05, momentum_switch_epoch=2,
+    options = dict(epochs=4, batch_size=5, lr=0.05, momentum_switch_epoch=2,
                    clip_norm=clip_norm)
     histories = train_many(fast, [u for u, _ in data], [y for _, y in data], **options)
     assert histories.shape == (4, 4)
@@ -392,8 +421,12 @@ def test_training_rejects_bad_options():
         (dict(epochs=0), "epochs must be an integer >= 1, got 0"),
         (dict(epochs=1, batch_size=5), r"batch_size must be <= the number of sequences \(4\), got 5"),
         (dict(epochs=1, batch_size=0), "batch_size must be an integer >= 1, got 0"),
-        (dict(epochs=1, learning_rate=-0.1), "learning_rate must be > 0"),
-        (dict(epochs=1, momentum=1.5), "momentum must be <= 1.0, got 1.5"),
+        (dict(epochs=1, lr=-0.1), "lr must be > 0, got -0.1"),
+        (dict(epochs=1, lr="0.1"), "lr must be a finite number, got '0.1'"),
+        (dict(epochs=1, momentum=1.5), r"^momentum must be in \[0, 1\), got 1.5"),
+        (dict(epochs=1, initial_momentum=1.0), r"^initial_momentum must be in \[0, 1\), got 1.0"),
+        (dict(epochs=1, initial_momentum=-0.5), "^initial_momentum must be >= 0, got -0.5"),
+        (dict(epochs=1, momentum_switch_epoch=-1), "momentum_switch_epoch must be an integer >= 0"),
         (dict(epochs=1, clip_norm=0.0), "clip_norm must be > 0"),
     ]
     for options, message in cases:
@@ -418,6 +451,30 @@ def test_train_many_rejects_mismatched_models_and_data():
         train_many([], [], [], epochs=1)
     with pytest.raises(ValueError, match="model must be a VanillaRNN, got dict"):
         train({}, u, y, epochs=1)
+    with pytest.raises(ValueError, match=r"targets\[1\] must have shape \(4, 3, 1\), got \(4, 2, 1\)"):
+        train_many([VanillaRNN(3, 2, 1)] * 2, [u, u], [y, y[:, :2]], epochs=1)
+    with pytest.raises(ValueError, match=r"inputs\[0\] contains NaN"):
+        train_many([VanillaRNN(3, 2, 1)], [np.full_like(u, np.nan)], [y], epochs=1)
+
+
+@pytest.mark.parametrize("trainer", ["train", "train_many"])
+def test_data_are_checked_once_per_call_not_at_every_update(monkeypatch, trainer):
+    # A spy around the real check: it still runs, and counts its calls.
+    calls = []
+    real_check = rnn._check_sequences
+
+    def counting_check(*args, **kwargs):
+        calls.append(args[1])
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(rnn, "_check_sequences", counting_check)
+    u, y = RNNGenerator().inputs_outputs(12, 3)
+    if trainer == "train":
+        train(VanillaRNN(3, 2, 1), u, y, epochs=3, batch_size=2)  # 18 updates
+        assert calls == ["inputs", "targets"]
+    else:
+        train_many([VanillaRNN(3, 2, 1) for _ in range(2)], [u, u], [y, y], epochs=3, batch_size=2)
+        assert calls == ["inputs[0]", "targets[0]", "inputs[1]", "targets[1]"]
 
 
 def test_both_trainers_report_the_largest_gradient_norm_of_each_epoch():
