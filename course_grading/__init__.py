@@ -143,25 +143,35 @@ def _forbidden_objects(paths):
     return objects
 
 
+def _packages(paths):
+    """The top-level packages where forbidden functions live (course_lib's at least)."""
+    return {"course_lib"} | {path.split(".")[0] for path in paths}
+
+
 # ---------------------------------------------------------------------------------------------
 # the static check: what the student's code refers to
 # ---------------------------------------------------------------------------------------------
 
-def _import(name):
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
 class _CodeReader:
     """Follows the names a function's bytecode loads, and the attributes read from them."""
 
-    def __init__(self, forbidden_ids, notebook):
+    def __init__(self, forbidden_ids, notebook, packages):
         self.forbidden_ids = forbidden_ids
         self.notebook = notebook
+        self.packages = packages  # the packages of the forbidden paths: the only ones it imports
         self.found = []  # (what the student wrote, forbidden path)
         self.seen = set()
+
+    def module(self, name):
+        """The module an import in the student's code names, if loaded or one of ``packages``."""
+        if name in sys.modules:
+            return sys.modules[name]
+        if name.split(".")[0] not in self.packages:
+            return None  # reading the code must not run the student's imports
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            return None
 
     def note(self, obj, spelled):
         path = self.forbidden_ids.get(id(obj))
@@ -208,10 +218,11 @@ class _CodeReader:
                 current = getattr(current, arg, None)
                 spelled = f"{spelled}.{arg}"
             elif op == "IMPORT_NAME":
-                module = _import(arg)
                 fromlist = instructions[index - 1].argval if index else None
                 # `import a.b` pushes the package a; `from a.b import c` pushes a.b
-                imported = module if fromlist else _import(arg.split(".")[0])
+                imported = self.module(arg if fromlist else arg.split(".")[0])
+                if imported is not None and not fromlist:
+                    self.module(arg)  # the submodule, so that a.b resolves as an attribute
                 current, spelled = imported, arg
             elif op == "IMPORT_FROM" and imported is not None:
                 current = getattr(imported, arg, None)
@@ -259,8 +270,7 @@ def own_code(function, forbid, name=None, notebook=NOTEBOOK_MODULE):
             f"{name} must be a function you write in this notebook, got one from {origin}: "
             f"this part gets no points"
         )
-    forbidden_ids = _forbidden_objects(forbid)
-    reader = _CodeReader(forbidden_ids, notebook)
+    reader = _CodeReader(_forbidden_objects(forbid), notebook, _packages(forbid))
     reader.read_function(function)
     if reader.found:
         first_spelling = {}
@@ -287,7 +297,7 @@ def _tripwire(path, calls):
 
 def _namespaces_to_search(paths, notebook):
     """The modules whose globals may hold a forbidden function under another name."""
-    packages = {"course_lib"} | {path.split(".")[0] for path in paths}
+    packages = _packages(paths)
     return [module for name, module in list(sys.modules.items())
             if isinstance(module, types.ModuleType)
             and (name == notebook or name.split(".")[0] in packages)]

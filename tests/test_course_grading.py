@@ -4,6 +4,7 @@ A "notebook" here is a fresh module into which student code is executed, as ipyk
 notebook's cells in ``__main__``; the checks are told its name.
 """
 import functools
+import os
 import sys
 import types
 
@@ -97,6 +98,16 @@ def test_own_code_finds_course_lib_however_it_is_reached(notebook, case):
         assert "must be a function you write in this notebook, got one from course_lib.layers" in message
     else:
         assert spelled in message and "course_lib." in message and "must be your own code" in message
+
+
+def test_reading_the_code_runs_none_of_its_imports(notebook, monkeypatch, tmp_path):
+    (tmp_path / "import_probe_under_test.py").write_text(
+        "import pathlib\npathlib.Path(__file__).with_name('imported').touch()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = notebook("def mine(x):\n    import import_probe_under_test\n    return x\n")
+    own_code(module.mine, AFFINE, notebook=NOTEBOOK)
+    assert not (tmp_path / "imported").exists()
+    assert "import_probe_under_test" not in sys.modules
 
 
 def test_own_code_follows_unchecked_and_wrapped_versions(notebook, monkeypatch):
@@ -204,7 +215,7 @@ def test_reference_refuses_a_replaced_function_and_a_package_in_the_submission(m
     monkeypatch.setattr(course_lib.layers, "conv_forward", lambda x, w, b: (x, (x, w)))
     with pytest.raises(AssertionError, match="has been replaced by code from"):
         reference("course_lib.layers.conv_forward")
-    monkeypatch.chdir(course_grading.os.path.dirname(course_lib.__path__[0]))
+    monkeypatch.chdir(os.path.dirname(course_lib.__path__[0]))
     with pytest.raises(AssertionError, match="inside the submission's folder"):
         reference("course_lib.layers.conv_backward")
 
