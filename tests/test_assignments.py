@@ -13,8 +13,9 @@ gradebook, cell by cell:
   every such zero comes from the detection, not from some other error;
 * ``wrong``: plausible mistakes (the missing flip, ties sent everywhere, ...): partial marks.
 
-The module takes about two minutes here (assignment 2, which trains a network twice, is the
-longest), up to four on a machine busy with other jobs.
+The module costs about two minutes of CPU (assignment 2, which trains a network twice, is the
+longest); its wall time follows the machine's load: 3 minutes here at load averages of 7 to 10,
+7.5 minutes at 40.
 """
 import json
 import os
