@@ -105,6 +105,13 @@ def _locate(path):
     )
 
 
+def _as_paths(forbid):
+    """``forbid`` as a tuple of paths, refusing a lone string (a sequence of its characters)."""
+    if isinstance(forbid, str) or not all(isinstance(path, str) for path in forbid):
+        raise ValueError(f"forbid must be a sequence of dotted paths (e.g. AFFINE), got {forbid!r}")
+    return tuple(forbid)
+
+
 def _expand(paths):
     """Every ``(path, owner, attribute, original)``, with ``Class.*`` spelled out method by method."""
     found = []
@@ -270,6 +277,7 @@ def own_code(function, forbid, name=None, notebook=NOTEBOOK_MODULE):
             f"{name} must be a function you write in this notebook, got one from {origin}: "
             f"this part gets no points"
         )
+    forbid = _as_paths(forbid)
     reader = _CodeReader(_forbidden_objects(forbid), notebook, _packages(forbid))
     reader.read_function(function)
     if reader.found:
@@ -327,7 +335,7 @@ class forbidden:
     """
 
     def __init__(self, forbid, notebook=NOTEBOOK_MODULE):
-        self.paths = tuple(forbid)
+        self.paths = _as_paths(forbid)
         self.notebook = notebook
         self.calls = []
         self._undo = []

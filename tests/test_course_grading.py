@@ -201,7 +201,12 @@ def test_every_forbidden_path_exists(group):
     assert course_grading._expand(getattr(course_grading, group))
 
 
-def test_bad_paths_are_refused_clearly():
+def test_bad_paths_are_refused_clearly(notebook):
+    module = notebook(OWN_AFFINE)
+    with pytest.raises(ValueError, match="forbid must be a sequence of dotted paths .* got 'course_lib.layers"):
+        own_code(module.affine_forward, "course_lib.layers.affine_forward", notebook=NOTEBOOK)
+    with pytest.raises(ValueError, match="forbid must be a sequence of dotted paths .* got \\(None,\\)"):
+        forbidden((None,))
     with pytest.raises(ValueError, match="path must be a dotted name"):
         course_grading._expand(("conv_forward",))
     with pytest.raises(LookupError, match="no_module_like_this.f does not exist"):
