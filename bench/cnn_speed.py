@@ -3,19 +3,23 @@
 Times one SGD-with-momentum step of the course's default network (20 kernels 9x9, sigmoid,
 2x2 max pooling, softmax over 10 classes, weight decay), float32, on batches of 256 random
 28x28 images, and prints images per second: the median over several repeats after a warm-up.
+It times ``SimpleCNN`` twice, interleaved: as it trains by default, with the fused
+convolution block (``numpy``), and with ``fused_conv_block = False``, the fast layers one
+after another (``numpy, layers``); the ratio of the two is what the fused block gains, the
+measure of whether the course still needs it.
 When ``torch`` is importable it times, in the same run and interleaved with numpy's repeats
-(so both see the same load), the same net in PyTorch: ``Conv2d(1, 20, 9)``, ``Sigmoid``,
+(so all see the same load), the same net in PyTorch: ``Conv2d(1, 20, 9)``, ``Sigmoid``,
 ``MaxPool2d(2)``, ``Linear(2000, 10)``, cross-entropy, ``SGD(lr, momentum)`` with the same
-weight decay on the weights only, and prints the ratio numpy / torch (above 1: numpy faster).
-Both run with the same number of threads (``torch.set_num_threads`` and threadpoolctl for
-numpy's BLAS). Before timing, the two nets are given the same weights and their losses on one
+weight decay on the weights only, and prints the ratios numpy / torch (above 1: numpy faster).
+All run with the same number of threads (``torch.set_num_threads`` and threadpoolctl for
+numpy's BLAS). Before timing, the nets are given the same weights and their losses on one
 batch are printed side by side: a check that they compute the same thing.
 
 Usage, from the repository root::
 
     /opt/bench-venv/bin/python bench/cnn_speed.py              # numpy and torch
     /opt/dlcourse/venv/bin/python bench/cnn_speed.py           # numpy only (no torch there)
-    python bench/cnn_speed.py --threads 1 --repeats 40 --batch-size 256
+    python bench/cnn_speed.py --threads 1 --batch-size 32    # a student's share of the server
 
 Options: ``--threads`` (default: all cores), ``--batch-size`` (256), ``--repeats`` (30 timed
 repeats of ``--steps`` steps each, default 5), ``--warmup`` (10 steps). On a shared machine
@@ -134,6 +138,8 @@ def main():
         torch = None
 
     net = SimpleCNN()
+    layered = SimpleCNN(**net.hyperparameters)  # same weights (same seed), no fused block
+    layered.fused_conv_block = False
     lr, momentum = 0.1, 0.9
     images, labels = make_batch(arguments.batch_size)
     print(f"net: {net!r}")
@@ -142,7 +148,11 @@ def main():
     print(f"numpy {np.__version__}")
     describe_blas()
 
-    timers = {"numpy": lambda: net.train_step(images, labels, lr, momentum)}
+    numpy_loss, _ = net.loss_and_grads(images, labels)
+    print(f"same weights, one batch: loss with the fused block {numpy_loss:.6f}, "
+          f"with the layers {layered.loss_and_grads(images, labels)[0]:.6f}")
+    timers = {"numpy": lambda: net.train_step(images, labels, lr, momentum),
+              "numpy, layers": lambda: layered.train_step(images, labels, lr, momentum)}
     if torch is None:
         print("torch: not importable in this Python, timing numpy only "
               "(run with /opt/bench-venv/bin/python for the comparison)")
@@ -152,7 +162,6 @@ def main():
         torch_images = torch.from_numpy(images[:, None])
         torch_labels = torch.from_numpy(labels)
         print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
-        numpy_loss, _ = net.loss_and_grads(images, labels)
         print(f"same net, same weights, one batch: loss numpy {numpy_loss:.6f}, "
               f"torch {peer.loss(torch_images, torch_labels):.6f}")
         timers["torch"] = lambda: peer.train_step(torch_images, torch_labels)
@@ -165,14 +174,17 @@ def main():
         for name, step in timers.items():
             rates[name].append(images_per_second(step, arguments.batch_size, arguments.steps))
 
+    medians = {name: statistics.median(values) for name, values in rates.items()}
     for name, values in rates.items():
         quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
-        print(f"{name:>5}: median {statistics.median(values):8.0f} images/s "
+        print(f"{name:>13}: median {medians[name]:8.0f} images/s "
               f"(quartiles {quartiles[0]:.0f} to {quartiles[2]:.0f}; "
-              f"{1000 * arguments.batch_size / statistics.median(values):.2f} ms per step)")
+              f"{1000 * arguments.batch_size / medians[name]:.2f} ms per step)")
+    print(f"fused block gain: {medians['numpy'] / medians['numpy, layers']:.2f} "
+          f"(numpy / numpy, layers; above 1: the fused block is faster)")
     if "torch" in rates:
-        ratio = statistics.median(rates["numpy"]) / statistics.median(rates["torch"])
-        print(f"ratio numpy / torch: {ratio:.2f} (above 1: numpy is faster)")
+        print(f"ratio numpy / torch: {medians['numpy'] / medians['torch']:.2f} (above 1: numpy is faster)")
+        print(f"ratio numpy, layers / torch: {medians['numpy, layers'] / medians['torch']:.2f}")
 
 
 if __name__ == "__main__":

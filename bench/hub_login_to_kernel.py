@@ -7,9 +7,10 @@ kernel and runs ``1 + 1`` over its websocket; between runs the server is stopped
 is a cold start, as after the idle culler. Then measures the resident memory (RSS, from /proc) of
 the hub, the proxy, the student's server and their kernel after a ``SimpleCNN`` forward pass.
 
-Run as root after ``deploy/install.sh --no-start``::
+Run as root after ``deploy/install.sh --no-start``, from the checkout's root with the course
+virtualenv's Python (as a module: it uses ``tests/hub/hubkit.py`` and ``course_hub``)::
 
-    /opt/dlcourse/venv/bin/python bench/hub_login_to_kernel.py [--runs 5]
+    python -m bench.hub_login_to_kernel [--runs 5]
 
 Everything it made is removed at the end (hub and proxy stopped by pid, the user deleted).
 """
@@ -19,16 +20,14 @@ import secrets
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
+from course_hub import accounts, repository, roster
+
+from tests.hub import hubkit
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "hub"))
-sys.path.insert(0, str(REPO_ROOT / "deploy"))
-import course_repo  # noqa: E402
-import hubkit  # noqa: E402
-import roster  # noqa: E402
 
 KERNEL_WORK = (
     "import numpy as np, course_lib\n"
@@ -76,17 +75,17 @@ def main():
     username = "hubb" + secrets.token_hex(3)
     hub = None
     try:
-        repository = scratch / "course.git"
-        course_repo.publish(REPO_ROOT / "notebooks", repository)
-        subprocess.run(["chmod", "-R", "a+rX", str(repository)], check=True)
+        repo = scratch / "course.git"
+        repository.publish(REPO_ROOT / "notebooks", repo)
+        subprocess.run(["chmod", "-R", "a+rX", str(repo)], check=True)
         git_config = scratch / "gitconfig"
-        git_config.write_text(f"[safe]\n\tdirectory = {repository}\n")
+        git_config.write_text(f"[safe]\n\tdirectory = {repo}\n")
         git_config.chmod(0o644)
         password = roster.add_accounts(
             [roster.Person(username, "Bench Student", "student")], password_file=scratch / "pw.csv"
         )["created"][username]
         started = time.perf_counter()
-        hub = hubkit.Hub(repository, git_config).start()
+        hub = hubkit.Hub(repo, git_config).start()
         hub_start = time.perf_counter() - started
         times = []
         for run in range(args.runs):
@@ -108,18 +107,9 @@ def main():
         if hub:
             hub.stop()
             shutil.rmtree(hub.workdir, ignore_errors=True)
-        for pid in hubkit.pids_of_uid(hubkit.home_of(username).stat().st_uid) if _exists(username) else []:
-            hubkit.stop_pid(pid, timeout=5)
+        accounts.stop_processes_of(username)
         subprocess.run(["userdel", "--remove", username], check=False, capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _exists(username):
-    try:
-        hubkit.home_of(username)
-    except KeyError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

@@ -15,10 +15,11 @@ Reported: per-student time from the login request to the cell's result (median, 
 errors (with the stage that failed), and the peak resident memory of the hub, the proxy and
 all the students' processes together (psutil, sampled every 0.5 s while the class runs).
 
-Usage, as root, on a machine where ``deploy/install.sh`` has run::
+Usage, as root, on a machine where ``deploy/install.sh`` has run, from the checkout's root with
+the course virtualenv's Python (as a module: it uses ``tests/hub/hubkit.py`` and ``course_hub``)::
 
-    /opt/dlcourse/venv/bin/python bench/load_test.py -n 10
-    /opt/dlcourse/venv/bin/python bench/load_test.py -n 50 --json load-50.json
+    python -m bench.load_test -n 10
+    python -m bench.load_test -n 50 --json load-50.json
 
 Everything it makes is its own and is removed at the end, also after a failure or Ctrl-C:
 a hub on free ports with a temporary state folder (stopped by pid), accounts named
@@ -41,13 +42,11 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import psutil
 import websocket
+from course_hub import accounts, repository, roster
+
+from tests.hub import hubkit  # the hub, login session and kernel helpers
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "deploy"))
-sys.path.insert(0, str(REPO_ROOT / "tests" / "hub"))
-import course_repo  # noqa: E402  (deploy/course_repo.py)
-import hubkit  # noqa: E402  (tests/hub/hubkit.py: the hub, login session and kernel helpers)
-import roster  # noqa: E402  (deploy/roster.py)
 
 #: The course cell every student runs; its last line is the "first result".
 COURSE_CELL = """\
@@ -227,7 +226,7 @@ def run(n, timeout, keep_log=None):
     users, hub, sampler = {}, None, None
     try:
         repo = workdir / "course.git"
-        course_repo.publish(REPO_ROOT / "notebooks", repo)
+        repository.publish(REPO_ROOT / "notebooks", repo)
         gitconfig = workdir / "gitconfig"
         gitconfig.write_text(f"[safe]\n\tdirectory = {repo}\n")
         gitconfig.chmod(0o644)
@@ -262,7 +261,7 @@ def run(n, timeout, keep_log=None):
         # Each step on its own: one failing must not leave a hub or accounts behind.
         _quietly(lambda: sampler and sampler.stop())
         _quietly(lambda: hub and hub.stop())
-        _quietly(lambda: _stop_processes_of(list(users)))
+        _quietly(lambda: [accounts.stop_processes_of(name, grace=15) for name in users])
         _quietly(lambda: users and roster.remove_accounts(list(users)))
         _quietly(lambda: hub and shutil.rmtree(hub.workdir, ignore_errors=True))
         shutil.rmtree(workdir, ignore_errors=True)
@@ -274,29 +273,6 @@ def _quietly(step):
         step()
     except Exception as exc:
         print(f"load_test.py: clean-up step failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-
-
-def _stop_processes_of(usernames, grace=15):
-    """Stop, by pid, every process of the load-test accounts: SIGTERM to all, then SIGKILL."""
-    uids = set()
-    for name in usernames:
-        try:
-            uids.add(pwd.getpwnam(name).pw_uid)
-        except KeyError:
-            continue
-    procs = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real in uids]
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=5)
 
 
 def summarise(n, results, sampler, idle, wall, idle_cpu):

@@ -2,8 +2,14 @@
 
 The library behind the course notebooks:
 
+``course_lib.layers``
+    the CNN's layers as forward/backward pairs of loops: the reference to read.
+``course_lib.fast_layers``
+    their vectorised twins (same names and API), and the fused convolution block.
 ``course_lib.cnn``
-    convolution and correlation, layer forward/backward pairs, :class:`SimpleCNN`.
+    convolution and correlation, :class:`SimpleCNN`.
+``course_lib.optim``
+    momentum SGD and gradient clipping, for every model of the course.
 ``course_lib.gradcheck``
     centred-difference gradient checks and ``rel_error``.
 ``course_lib.data``
@@ -15,40 +21,19 @@ The library behind the course notebooks:
 ``course_lib.models``
     trained models saved to and loaded from MATLAB files.
 
-The most used names are importable from the top level (``from course_lib import SimpleCNN``);
-submodules load on first use so ``import course_lib`` stays quick.
+The most used names are importable from the top level (``from course_lib import SimpleCNN``).
 """
-import importlib
+from course_lib.cnn import SimpleCNN, convolve2d, correlate2d
+from course_lib.data import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist, read_idx
+from course_lib.gradcheck import gradient_check, rel_error
+from course_lib.matlab import load_mat, save_mat
+from course_lib.models import load_model, save_model
+from course_lib.rnn import RNNGenerator, VanillaRNN
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "SimpleCNN": "cnn",
-    "convolve2d": "cnn",
-    "correlate2d": "cnn",
-    "gradient_check": "gradcheck",
-    "rel_error": "gradcheck",
-    "read_idx": "data",
-    "load_mnist": "data",
-    "load_fashion_mnist": "data",
-    "FASHION_MNIST_CLASSES": "data",
-    "RNNGenerator": "rnn",
-    "VanillaRNN": "rnn",
-    "load_mat": "matlab",
-    "save_mat": "matlab",
-    "save_model": "models",
-    "load_model": "models",
-}
-
-__all__ = sorted(_EXPORTS) + ["__version__"]
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__all__ = [
+    "FASHION_MNIST_CLASSES", "RNNGenerator", "SimpleCNN", "VanillaRNN", "convolve2d",
+    "correlate2d", "gradient_check", "load_fashion_mnist", "load_mat", "load_mnist",
+    "load_model", "read_idx", "rel_error", "save_mat", "save_model", "__version__",
+]

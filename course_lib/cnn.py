@@ -4,17 +4,19 @@ Three layers of ideas, from the most readable to the fastest:
 
 * :func:`correlate2d` and :func:`convolve2d`: the two sliding-window sums the course starts
   from, written as loops so the flip is visible (equal to ``scipy.signal``'s ``mode="valid"``).
-* :mod:`course_lib.layers`: every layer as a ``forward``/``backward`` pair, each with a naive
-  (loop) version and a fast vectorised twin with the same API.
+* :mod:`course_lib.layers`: every layer as a ``forward``/``backward`` pair of loops, the
+  reference; :mod:`course_lib.fast_layers`: their vectorised twins, same names and API.
 * :class:`SimpleCNN`: the classic network of the course (a convolution of 20 kernels 9x9 with a
-  sigmoid, 2x2 pooling, a softmax over 10 classes), trained by SGD with momentum.
+  sigmoid, 2x2 pooling, a softmax over 10 classes) built from the fast layers, trained by SGD
+  with momentum (:mod:`course_lib.optim`).
 """
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from course_lib import layers
+from course_lib import fast_layers
 from course_lib._checks import as_float_array, as_labels, non_negative_float, one_of, positive_int
+from course_lib.optim import check_momentum, sgd_momentum_step
 
 __all__ = ["correlate2d", "convolve2d", "SimpleCNN"]
 
@@ -29,6 +31,8 @@ BATCH_SIZE = 32
 LR = 0.02
 MOMENTUM = 0.9
 LR_SCHEDULE = "cosine"
+# Images per forward pass when predicting: bounds the memory the feature maps take.
+PREDICT_BATCH_SIZE = 1000
 
 
 def _check_image_and_kernel(image, kernel):
@@ -132,16 +136,19 @@ def convolve2d(image, kernel):
 # the course's network
 # --------------------------------------------------------------------------------------------
 
-_ACTIVATIONS = ("sigmoid", "relu")
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
-
-def _check_momentum(momentum):
-    """Momentum must lie in [0, 1): at 1 or more the velocity never decays."""
-    momentum = non_negative_float(momentum, "momentum")
-    if momentum >= 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-    return momentum
+# The passes below call the fast layers without their argument checks (``.unchecked``): the
+# public methods of SimpleCNN check a batch once, where the user hands it in, and the layers
+# then get arrays of the right shapes and dtype by construction.
+_conv_forward = fast_layers.conv_forward.unchecked
+_conv_backward = fast_layers.conv_backward.unchecked
+_fused_conv_block_forward = fast_layers.fused_conv_block_forward.unchecked
+_fused_conv_block_backward = fast_layers.fused_conv_block_backward.unchecked
+_affine_forward = fast_layers.affine_forward.unchecked
+_affine_backward = fast_layers.affine_backward.unchecked
+_softmax_cross_entropy_forward = fast_layers.softmax_cross_entropy_forward.unchecked
+_softmax_cross_entropy_backward = fast_layers.softmax_cross_entropy_backward.unchecked
 
 
 def _dtype_name(dtype):
@@ -178,14 +185,13 @@ class SimpleCNN:
     With the defaults this is the classic net: 28x28 digits, 20 kernels 9x9 with a sigmoid,
     2x2 max pooling to 20 maps of 10x10 (2000 features), 10 classes.
 
-    The passes run through the fast layers of :mod:`course_lib.layers` (the tests check them
-    against the naive ones): the convolution, activation and pooling as one fused block,
-    :func:`~course_lib.layers.conv_block_forward_fast`, then the affine layer and the softmax
-    cross-entropy. Inside the block the convolution is one matrix product, and with max
-    pooling the activation is applied after pooling: a monotonic activation commutes with the
-    max (:math:`\max_k \sigma(z_k) = \sigma(\max_k z_k)`), so this gives the same output and the
-    same gradient while the activation runs on a quarter of the values. With mean pooling it
-    cannot (the mean of sigmoids is not the sigmoid of the mean), so the activation comes first.
+    The passes are the layers of :mod:`course_lib.fast_layers` one after another, as notebook 02
+    does by hand: ``conv_forward``, the activation, the pooling, ``affine_forward``,
+    ``softmax_cross_entropy_forward``, and back. One optimisation: by default the first three
+    run as one fused block, :func:`~course_lib.fast_layers.fused_conv_block_forward`, which gives
+    the same numbers faster (with max pooling it applies the activation after the pooling, to a
+    quarter of the values: a monotonic activation commutes with the max). Set
+    :attr:`fused_conv_block` to False to run the three layers instead.
 
     Parameters
     ----------
@@ -215,7 +221,13 @@ class SimpleCNN:
     params : dict of ndarray
         ``W_conv`` (F, filter_size, filter_size), ``b_conv`` (F,), ``W_sm`` (n_classes, F*P*P),
         ``b_sm`` (n_classes,). Updated in place by :meth:`train_step`.
+    fused_conv_block : bool
+        True (the default, a class attribute): convolution, activation and pooling run as the
+        fused block. False (set it on a net): as the three layers one after another. Both
+        give the same numbers up to rounding; ``bench/cnn_speed.py`` times both.
     """
+
+    fused_conv_block = True
 
     def __init__(self, n_filters=20, filter_size=9, pool_size=2, pool="max", n_classes=10,
                  image_size=28, weight_decay=1e-4, activation="sigmoid", dtype=np.float32, seed=0):
@@ -234,10 +246,10 @@ class SimpleCNN:
                 f"({self.map_size}), got {pool_size!r}"
             )
         self.pooled_size = self.map_size // self.pool_size
-        self.pool = one_of(pool, "pool", {"max", "mean"})
+        self.pool = one_of(pool, "pool", set(fast_layers.POOLS))
         self.n_classes = positive_int(n_classes, "n_classes", minimum=2)
         self.weight_decay = non_negative_float(weight_decay, "weight_decay")
-        self.activation = one_of(activation, "activation", set(_ACTIVATIONS))
+        self.activation = one_of(activation, "activation", set(fast_layers.ACTIVATIONS))
         self.dtype = _DTYPES[_dtype_name(dtype)]
         self.seed = positive_int(seed, "seed", minimum=0)
         self.n_features = self.n_filters * self.pooled_size ** 2
@@ -311,13 +323,35 @@ class SimpleCNN:
                 )
 
     # ---------------------------------------------------------------- forward and backward
+    # These take checked inputs (see the public methods below) and call unchecked layers.
+    def _conv_block_forward(self, X):
+        """Convolution, activation, pooling of images ``X`` (N, S, S): maps (N, F, P, P), cache."""
+        W, b = self.params["W_conv"], self.params["b_conv"]
+        if self.fused_conv_block:
+            return _fused_conv_block_forward(X, W, b, self.pool_size, self.pool, self.activation)
+        activation_forward = fast_layers.ACTIVATIONS[self.activation][0].unchecked
+        pool_forward = fast_layers.POOLS[self.pool][0].unchecked
+        z, conv_cache = _conv_forward(X, W, b)
+        a, activation_cache = activation_forward(z)
+        maps, pool_cache = pool_forward(a, self.pool_size)
+        return maps, (conv_cache, activation_cache, pool_cache)
+
+    def _conv_block_backward(self, dmaps, cache):
+        """Backward pass of :meth:`_conv_block_forward`: the gradients of ``W_conv`` and ``b_conv``."""
+        if self.fused_conv_block:
+            return _fused_conv_block_backward(dmaps, cache)
+        conv_cache, activation_cache, pool_cache = cache
+        da = fast_layers.POOLS[self.pool][1].unchecked(dmaps, pool_cache)
+        dz = fast_layers.ACTIVATIONS[self.activation][1].unchecked(da, activation_cache)
+        _, dW_conv, db_conv = _conv_backward(dz, conv_cache, False)  # no gradient for the images
+        return dW_conv, db_conv
+
     def _scores(self, X):
-        """Forward pass of checked images ``X`` (N, S, S): class scores (N, K) and the caches."""
+        """Forward pass of images ``X`` (N, S, S): class scores (N, K) and the caches."""
         p = self.params
-        maps, block_cache = layers.conv_block_forward_fast(
-            X, p["W_conv"], p["b_conv"], self.pool_size, self.pool, self.activation)
+        maps, block_cache = self._conv_block_forward(X)
         features = maps.reshape(len(X), self.n_features)  # (F, P, P) flattened in C order
-        scores, affine_cache = layers.affine_forward_fast(features, p["W_sm"], p["b_sm"])
+        scores, affine_cache = _affine_forward(features, p["W_sm"], p["b_sm"])
         return scores, (block_cache, affine_cache)
 
     def loss_and_grads(self, X, y):
@@ -352,12 +386,12 @@ class SimpleCNN:
         """``loss_and_grads`` on checked inputs; also returns the scores (for running accuracy)."""
         p = self.params
         scores, (block_cache, affine_cache) = self._scores(X)
-        data_loss, softmax_cache = layers.softmax_cross_entropy_forward_fast(scores, y)
+        data_loss, softmax_cache = _softmax_cross_entropy_forward(scores, y)
         decay = self.weight_decay * (np.sum(p["W_conv"] ** 2) + np.sum(p["W_sm"] ** 2))
-        dscores = layers.softmax_cross_entropy_backward_fast(1.0, softmax_cache)
-        dfeatures, dW_sm, db_sm = layers.affine_backward_fast(dscores, affine_cache)
+        dscores = _softmax_cross_entropy_backward(1.0, softmax_cache)
+        dfeatures, dW_sm, db_sm = _affine_backward(dscores, affine_cache)
         dmaps = dfeatures.reshape(len(X), self.n_filters, self.pooled_size, self.pooled_size)
-        dW_conv, db_conv = layers.conv_block_backward_fast(dmaps, block_cache)
+        dW_conv, db_conv = self._conv_block_backward(dmaps, block_cache)
         grads = {
             "W_conv": dW_conv + 2 * self.weight_decay * p["W_conv"],
             "b_conv": db_conv,
@@ -368,7 +402,7 @@ class SimpleCNN:
         return float(data_loss + decay), grads, scores
 
     # ---------------------------------------------------------------- prediction
-    def predict_proba(self, X, batch_size=1000):
+    def predict_proba(self, X, batch_size=PREDICT_BATCH_SIZE):
         """Class probabilities, computed ``batch_size`` images at a time.
 
         Parameters
@@ -385,6 +419,10 @@ class SimpleCNN:
         self._check_params()
         X = self._check_images(X)
         batch_size = positive_int(batch_size, "batch_size")
+        return self._predict_proba(X, batch_size)
+
+    def _predict_proba(self, X, batch_size):
+        """``predict_proba`` on checked inputs."""
         probabilities = np.empty((len(X), self.n_classes), dtype=self.dtype)
         for start in range(0, len(X), batch_size):
             scores, _ = self._scores(X[start:start + batch_size])
@@ -393,7 +431,7 @@ class SimpleCNN:
             probabilities[start:start + batch_size] = exps / exps.sum(axis=1, keepdims=True)
         return probabilities
 
-    def predict(self, X, batch_size=1000):
+    def predict(self, X, batch_size=PREDICT_BATCH_SIZE):
         """Most probable class of each image.
 
         Parameters
@@ -407,18 +445,32 @@ class SimpleCNN:
         """
         return self.predict_proba(X, batch_size).argmax(axis=1)
 
-    def accuracy(self, X, y):
-        """Fraction of images of ``X`` whose predicted class is ``y``."""
+    def accuracy(self, X, y, batch_size=PREDICT_BATCH_SIZE):
+        """Fraction of images of ``X`` whose predicted class is ``y``.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, image_size, image_size)
+        y : array_like of int, shape (N,)
+        batch_size : int
+            As in :meth:`predict_proba`.
+
+        Returns
+        -------
+        float
+        """
+        self._check_params()
         X = self._check_images(X)
         y = as_labels(y, "y", len(X), self.n_classes)
-        return float(np.mean(self.predict(X) == y))
+        batch_size = positive_int(batch_size, "batch_size")
+        return float(np.mean(self._predict_proba(X, batch_size).argmax(axis=1) == y))
 
     # ---------------------------------------------------------------- training
     def train_step(self, X, y, lr=LR, momentum=MOMENTUM):
         r"""One step of stochastic gradient descent with momentum on the batch ``(X, y)``.
 
-        The update, per parameter (as PyTorch's SGD):
-        :math:`v \leftarrow \mu v + \nabla C`, :math:`\theta \leftarrow \theta - \eta v`.
+        The update, per parameter, is :func:`course_lib.optim.sgd_momentum_step` (PyTorch's
+        convention): :math:`v \leftarrow \mu v + \nabla C`, :math:`\theta \leftarrow \theta - \eta v`.
 
         Parameters
         ----------
@@ -435,7 +487,7 @@ class SimpleCNN:
             The cost of the batch before the step.
         """
         lr = non_negative_float(lr, "lr", strictly_positive=True)
-        momentum = _check_momentum(momentum)
+        momentum = check_momentum(momentum)
         self._check_params()
         X = self._check_images(X)
         y = as_labels(y, "y", len(X), self.n_classes)
@@ -444,11 +496,7 @@ class SimpleCNN:
     def _train_step(self, X, y, lr, momentum):
         """``train_step`` on checked inputs; returns the loss and the number of right predictions."""
         loss, grads, scores = self._loss_and_grads(X, y)
-        for name, grad in grads.items():
-            velocity = self._velocity[name]
-            velocity *= momentum
-            velocity += grad
-            self.params[name] -= lr * velocity
+        sgd_momentum_step(self.params, grads, self._velocity, lr, momentum)
         return loss, int(np.sum(scores.argmax(axis=1) == y))
 
     def fit(self, X, y, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, momentum=MOMENTUM,
@@ -502,7 +550,7 @@ class SimpleCNN:
         epochs = positive_int(epochs, "epochs")
         batch_size = positive_int(batch_size, "batch_size")
         lr = non_negative_float(lr, "lr", strictly_positive=True)
-        momentum = _check_momentum(momentum)
+        momentum = check_momentum(momentum)
         one_of(lr_schedule, "lr_schedule", {"cosine", "constant"})
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together, got only one of them")
@@ -535,7 +583,7 @@ class SimpleCNN:
                 postfix = {"loss": f"{history['loss'][-1]:.4f}",
                            "train acc": f"{history['train_accuracy'][-1]:.4f}"}
                 if X_val is not None:
-                    probabilities = self.predict_proba(X_val)
+                    probabilities = self._predict_proba(X_val, PREDICT_BATCH_SIZE)
                     picked = probabilities[np.arange(len(y_val)), y_val].astype(np.float64)
                     history["val_loss"].append(float(-np.mean(np.log(np.maximum(picked, 1e-300)))))
                     history["val_accuracy"].append(float(np.mean(probabilities.argmax(axis=1) == y_val)))

@@ -1,20 +1,18 @@
 #!/usr/bin/env bash
 # Set up the course server on a fresh Debian/Ubuntu machine, as root, and start the hub.
-# Idempotent: running it again updates the packages and leaves data alone.
+# Idempotent: running it again updates the packages and leaves data alone (the course
+# repository, the state folder and the site settings).
 #
 #   deploy/install.sh                 set up everything, then start the hub
 #   deploy/install.sh --no-start      set up everything, start nothing
 #   deploy/install.sh --test-tools    also install what the test suite needs
+#
+# Every path comes from course_hub/paths.py (read below); the hub's code, configuration and
+# commands are the project's package, installed into the virtualenv with pip.
 set -euo pipefail
 
-PREFIX=${COURSE_PREFIX:-/opt/dlcourse}
-VENV="$PREFIX/venv"
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROXY_VERSION=5.3.0
-PROXY_DIR="$PREFIX/proxy"
-STATE_DIR=/var/lib/dlcourse
-COURSE_REPO=/srv/dlcourse/course.git
-UNIT_DIR=/etc/systemd/system
 
 start_hub=1
 test_tools=0
@@ -51,6 +49,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+# ---- where everything goes: PREFIX, VENV, PROXY_DIR, SYSTEMD_RUNTIME, SYSTEMD_UNIT, RC_LOCAL --------
+# course_hub/paths.py names every path once; the system Python reads it from this checkout,
+# since on a fresh machine no virtualenv exists yet.
+path_assignments=$(cd "$REPO_DIR" && /usr/bin/python3 -m course_hub.paths)
+eval "$path_assignments"
+
 # The system interpreter, not whatever python3 is first on PATH: spawned students
 # must be able to execute the virtualenv's interpreter.
 if [ ! -x "$VENV/bin/python" ]; then
@@ -58,14 +62,16 @@ if [ ! -x "$VENV/bin/python" ]; then
     install -d -m 0755 "$PREFIX"
     /usr/bin/python3 -m venv "$VENV"
 fi
-log "installing the course's Python packages"
+log "installing the course's Python packages, course_lib and course_hub (the hub, its commands)"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REPO_DIR/requirements.txt"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$REPO_DIR"
 if [ "$test_tools" -eq 1 ]; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REPO_DIR/requirements-dev.txt"
 fi
 chmod -R a+rX "$PREFIX"
-
+# Earlier versions copied the hub's modules and configuration into $PREFIX/etc and a launcher
+# into $PREFIX/bin; the installed package (course-hub and its siblings) replaces both.
+rm -rf "${PREFIX:?}/etc" "${PREFIX:?}/bin"
 
 # ---- configurable-http-proxy, pinned, in a local prefix (not a global npm install) -----------
 proxy_package="$PROXY_DIR/node_modules/configurable-http-proxy/package.json"
@@ -81,66 +87,25 @@ if [ "$installed_proxy" != "$PROXY_VERSION" ]; then
         "configurable-http-proxy@$PROXY_VERSION"
 fi
 
-# ---- the hub's configuration and launcher, at fixed paths the unit and rc.local name -----------
-log "installing the hub configuration into $PREFIX/etc"
-install -d -m 0755 "$PREFIX/etc/deploy" "$PREFIX/bin"
-install -m 0644 "$REPO_DIR/jupyterhub_config.py" "$PREFIX/etc/jupyterhub_config.py"
-install -m 0644 "$REPO_DIR/deploy/hub_settings.py" "$REPO_DIR/deploy/hub-settings.yaml" \
-    "$REPO_DIR/deploy/course_hub.py" "$REPO_DIR/deploy/roster.py" "$REPO_DIR/deploy/course_repo.py" \
-    "$PREFIX/etc/deploy/"
-install -m 0755 "$REPO_DIR/deploy/dlcourse-hub" "$PREFIX/bin/dlcourse-hub"
-chmod -R a+rX "$PREFIX"
-
-# ---- state: database and cookie secret live here, readable by root only ------------------------
-install -d -m 0700 "$STATE_DIR"
-if [ ! -s "$STATE_DIR/jupyterhub_cookie_secret" ]; then
-    log "generating the cookie secret"
-    (umask 077 && "$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(32))' \
-        >"$STATE_DIR/jupyterhub_cookie_secret")
-fi
-chmod 0600 "$STATE_DIR/jupyterhub_cookie_secret"
-
-# ---- the course's Unix groups (names from deploy/hub-settings.yaml) ----------------------------
-for group in $("$VENV/bin/python" -c '
-import sys; sys.path.insert(0, sys.argv[1])
-import hub_settings; g = hub_settings.load_settings()["groups"]; print(g["students"], g["instructors"])
-' "$REPO_DIR/deploy"); do
-    getent group "$group" >/dev/null || { log "creating group $group"; groupadd "$group"; }
-done
-
-# ---- the course material repository, and git's trust in it -------------------------------------
-# Seeded from the checkout once; afterwards the instructors publish into it (a re-install
-# must not put the checkout's notebooks back over their fixes).
-if ! git --git-dir="$COURSE_REPO" rev-parse --verify --quiet refs/heads/main >/dev/null 2>&1; then
-    log "seeding $COURSE_REPO from $REPO_DIR/notebooks"
-    install -d -m 0755 "$(dirname "$COURSE_REPO")"
-    "$VENV/bin/python" "$REPO_DIR/deploy/course_repo.py" publish "$REPO_DIR/notebooks" "$COURSE_REPO"
-fi
-chmod -R a+rX "$COURSE_REPO"
-# Students clone a repository owned by root: git refuses that ("dubious ownership") unless the
-# system configuration trusts it.
-if ! git config --system --get-all safe.directory 2>/dev/null | grep -qxF "$COURSE_REPO"; then
-    git config --system --add safe.directory "$COURSE_REPO"
-fi
-
-# ---- instructors: the publish gate on the course repository, and their commands -------------------
-# Makes the repository writable by the instructors' group only, installs its pre-receive hook,
-# and puts course-publish, course-status and course-take-back into the virtualenv's bin.
-log "installing the instructors' tools and the course repository's publish gate"
-"$VENV/bin/python" "$REPO_DIR/deploy/course_admin/install.py" --prefix "$PREFIX" --repo "$COURSE_REPO"
+# ---- the course's groups, the course repository (seeded once), its publish gate, git's trust ------
+# Seeded from the checkout only while it has no commit: afterwards the instructors publish
+# into it, and a re-install must not put the checkout's notebooks back over their fixes.
+log "setting up the course's groups and repository, and the publish gate"
+"$VENV/bin/course-repo" setup --seed "$REPO_DIR/notebooks"
 
 # ---- start at boot: systemd where it runs, rc.local otherwise ----------------------------------
-install -m 0644 "$REPO_DIR/deploy/systemd/jupyterhub.service" "$UNIT_DIR/jupyterhub.service" 2>/dev/null || true
+# Both start the virtualenv's course-hub, which knows the rest (course_hub/paths.py).
+install -m 0644 "$REPO_DIR/deploy/systemd/jupyterhub.service" "$SYSTEMD_UNIT" 2>/dev/null || true
 systemd_runs=0
-[ -d /run/systemd/system ] && systemd_runs=1
+[ -d "$SYSTEMD_RUNTIME" ] && systemd_runs=1
 if [ "$systemd_runs" -eq 1 ]; then
     systemctl daemon-reload
     systemctl enable jupyterhub.service
 else
-    if [ ! -e /etc/rc.local ] || grep -q "start the course hub in the background" /etc/rc.local; then
-        install -m 0755 "$REPO_DIR/deploy/rc.local" /etc/rc.local
+    if [ ! -e "$RC_LOCAL" ] || grep -q "start the course hub in the background" "$RC_LOCAL"; then
+        install -m 0755 "$REPO_DIR/deploy/rc.local" "$RC_LOCAL"
     else
-        log "/etc/rc.local exists and is not ours: add the lines of deploy/rc.local to it to start the hub at boot"
+        log "$RC_LOCAL exists and is not ours: add the lines of deploy/rc.local to it to start the hub at boot"
     fi
 fi
 
@@ -153,5 +118,5 @@ if [ "$systemd_runs" -eq 1 ]; then
     systemctl restart jupyterhub.service
 else
     log "starting the hub in the background (deploy/rc.local) on port 8788"
-    DLCOURSE_PREFIX="$PREFIX" sh "$REPO_DIR/deploy/rc.local"
+    sh "$RC_LOCAL"
 fi

@@ -1,13 +1,16 @@
 """course_lib.cnn: convolve2d/correlate2d against scipy, and SimpleCNN end to end.
 
 SimpleCNN's gradients are checked in float64 against centred differences (stated tolerance:
-relative error below 1e-7) and against the same network built from the naive layers.
+relative error below 1e-7), against the same network built from the reference layers, and with
+the fused convolution block switched on and off. tests/test_cnn_golden.py checks them against
+PyTorch.
 """
 import numpy as np
 import pytest
 import scipy.signal
 
 import course_lib
+from course_lib import fast_layers as F
 from course_lib import layers as L
 from course_lib.cnn import SimpleCNN, convolve2d, correlate2d
 from course_lib.gradcheck import gradient_check
@@ -110,33 +113,97 @@ def test_loss_and_grads_match_numerical_gradient(pool, activation):
         assert error < GRAD_TOLERANCE, (name, error)
 
 
-def naive_loss_and_grads(net, X, y):
-    """The same network from the naive layers, in the order the course draws it."""
+def reference_loss_and_grads(net, X, y):
+    """The same network from the reference layers (loops), in the order the course draws it."""
     p = net.params
-    maps, block_cache = L.conv_block_forward_naive(X, p["W_conv"], p["b_conv"], net.pool_size,
-                                                   net.pool, net.activation)
-    features = maps.reshape(len(X), -1)
-    scores, affine_cache = L.affine_forward_naive(features, p["W_sm"], p["b_sm"])
-    loss, softmax_cache = L.softmax_cross_entropy_forward_naive(scores, y)
+    activation_forward, activation_backward = (getattr(L, f"{net.activation}_{d}") for d in ("forward", "backward"))
+    pool_forward, pool_backward = (getattr(L, f"{net.pool}_pool_{d}") for d in ("forward", "backward"))
+    z, conv_cache = L.conv_forward(X, p["W_conv"], p["b_conv"])
+    a, activation_cache = activation_forward(z)
+    maps, pool_cache = pool_forward(a, net.pool_size)
+    scores, affine_cache = L.affine_forward(maps.reshape(len(X), -1), p["W_sm"], p["b_sm"])
+    loss, softmax_cache = L.softmax_cross_entropy_forward(scores, y)
     loss += net.weight_decay * (np.sum(p["W_conv"] ** 2) + np.sum(p["W_sm"] ** 2))
-    dscores = L.softmax_cross_entropy_backward_naive(1.0, softmax_cache)
-    dfeatures, dW_sm, db_sm = L.affine_backward_naive(dscores, affine_cache)
-    dW_conv, db_conv = L.conv_block_backward_naive(dfeatures.reshape(maps.shape), block_cache)
+    dscores = L.softmax_cross_entropy_backward(1.0, softmax_cache)
+    dfeatures, dW_sm, db_sm = L.affine_backward(dscores, affine_cache)
+    da = pool_backward(dfeatures.reshape(maps.shape), pool_cache)
+    _, dW_conv, db_conv = L.conv_backward(activation_backward(da, activation_cache), conv_cache, input_grad=False)
     return loss, {"W_conv": dW_conv + 2 * net.weight_decay * p["W_conv"], "b_conv": db_conv,
                   "W_sm": dW_sm + 2 * net.weight_decay * p["W_sm"], "b_sm": db_sm}
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("pool", ["max", "mean"])
 @pytest.mark.parametrize("activation", ["sigmoid", "relu"])
-def test_loss_and_grads_match_the_naive_layers(pool, activation):
+def test_loss_and_grads_match_the_reference_layers(pool, activation, fused):
     net = SimpleCNN(n_filters=4, filter_size=5, pool_size=2, n_classes=10, image_size=14, weight_decay=1e-3,
                     pool=pool, activation=activation, dtype=np.float64, seed=4)
+    net.fused_conv_block = fused
     X, y = small_batch(n=3, seed=5, size=14, n_classes=10)
     loss, grads = net.loss_and_grads(X, y)
-    loss_naive, grads_naive = naive_loss_and_grads(net, X, y)
-    assert loss == pytest.approx(loss_naive, rel=1e-12)
+    loss_reference, grads_reference = reference_loss_and_grads(net, X, y)
+    assert loss == pytest.approx(loss_reference, rel=1e-12)
     for name in grads:
-        np.testing.assert_allclose(grads[name], grads_naive[name], rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(grads[name], grads_reference[name], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("pool", ["max", "mean"])
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_the_fused_block_changes_no_number_of_a_training_run(pool, activation):
+    # float64, real digits with blank borders (ties in max pooling): the same weights after
+    # training with the fused block and with the three layers one after another
+    from course_lib import load_mnist
+
+    X_train, y_train, _, _ = load_mnist()
+    X, y = X_train[:64], y_train[:64]
+    nets = []
+    for fused in (True, False):
+        net = SimpleCNN(n_filters=4, pool=pool, activation=activation, dtype=np.float64, seed=21)
+        net.fused_conv_block = fused
+        history = net.fit(X, y, epochs=2, batch_size=16, progress=False, X_val=X[:16], y_val=y[:16])
+        nets.append((net, history))
+    (fused_net, fused_history), (composed_net, composed_history) = nets
+    for name in fused_net.params:
+        np.testing.assert_allclose(fused_net.params[name], composed_net.params[name], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fused_history["loss"], composed_history["loss"], rtol=1e-10)
+    np.testing.assert_array_equal(fused_net.predict(X), composed_net.predict(X))
+    assert SimpleCNN.fused_conv_block is True  # the default
+
+
+def test_a_batch_is_checked_once_where_the_user_hands_it_in(monkeypatch):
+    # followed through fit, predict and accuracy: the arrays are checked by SimpleCNN's public
+    # methods only, never again by a layer on the training path
+    import course_lib._layer_checks
+    import course_lib.cnn
+
+    calls = {"SimpleCNN": [], "layers": []}
+
+    def spy(function, record):
+        def spied(value, name, *args, **kwargs):
+            record.append(name)
+            return function(value, name, *args, **kwargs)
+        return spied
+
+    for module, record in ((course_lib.cnn, calls["SimpleCNN"]), (course_lib._layer_checks, calls["layers"])):
+        monkeypatch.setattr(module, "as_float_array", spy(module.as_float_array, record))
+        monkeypatch.setattr(module, "as_labels", spy(module.as_labels, record))
+    X, y = quadrant_batch(40, seed=22)
+    for fused in (True, False):
+        net = SimpleCNN(**SMALL)
+        net.fused_conv_block = fused
+        calls["SimpleCNN"].clear()
+        net.fit(X, y, epochs=2, batch_size=8, X_val=X[:10], y_val=y[:10], progress=False)  # 10 steps
+        assert sorted(calls["SimpleCNN"]) == ["X", "X_val", "y", "y_val"]
+        calls["SimpleCNN"].clear()
+        net.train_step(X, y)
+        net.loss_and_grads(X, y)
+        net.accuracy(X, y)
+        assert sorted(calls["SimpleCNN"]) == ["X", "X", "X", "y", "y", "y"]
+        net.predict(X)
+        assert calls["layers"] == []
+    # a layer called directly checks its arguments: the spy sees that
+    F.conv_forward(X, net.params["W_conv"], net.params["b_conv"])
+    assert calls["layers"] == ["x", "w", "b"]
 
 
 def test_float32_net_agrees_with_float64():
@@ -331,6 +398,10 @@ def test_bad_prediction_input_is_rejected(small_net):
         small_net.predict(np.zeros((3, 28, 28)))
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         small_net.predict_proba(np.zeros((3, 8, 8)), batch_size=0)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        small_net.accuracy(np.zeros((3, 8, 8)), [0, 1, 2], batch_size=0)
+    with pytest.raises(ValueError, match=r"y must have shape \(3,\), got \(2,\)"):
+        small_net.accuracy(np.zeros((3, 8, 8)), [0, 1])
 
 
 @pytest.mark.parametrize(

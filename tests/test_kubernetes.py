@@ -43,15 +43,20 @@ COMPILERS = {"gcc", "g++", "cc", "clang", "build-essential", "make", "gfortran",
 
 
 def _load(name, path):
-    """Import a module from a file (deploy/ is not a package)."""
+    """Import a script of deploy/kubernetes/ (a folder of scripts, not a package) as ``name``.
+
+    It is registered under that name, as running the scripts there does: render_values.py
+    imports its neighbour capacity.py.
+    """
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
+capacity = _load("capacity", K8S_DIR / "capacity.py")
 render_values = _load("render_values", K8S_DIR / "render_values.py")
-capacity = render_values.capacity
 hub_settings = render_values.hub_settings
 
 
@@ -187,8 +192,8 @@ def test_renderer_refuses_a_cluster_file_that_overrides_a_shared_setting():
 
 def test_renderer_refuses_culler_scopes_the_chart_does_not_grant():
     settings = hub_settings.load_settings()
-    settings["services"]["idle_culler"]["scopes"].append("admin:users")
-    with pytest.raises(render_values.RenderError, match="services.idle_culler.scopes"):
+    settings["idle_culler"]["scopes"].append("admin:users")
+    with pytest.raises(render_values.RenderError, match="idle_culler.scopes"):
         render_values.render(settings=settings)
 
 
@@ -236,28 +241,27 @@ def test_no_secrets_in_committed_values(name):
 # ---- The one machine and the cluster do not drift ---------------------------------------------------
 
 @pytest.fixture
-def one_machine_config(monkeypatch):
-    """jupyterhub_config.py loaded the way JupyterHub loads it, with no test overrides."""
+def one_machine_config(monkeypatch, tmp_path):
+    """jupyterhub_config.py loaded the way JupyterHub loads it, with the shared settings only."""
     from traitlets.config.loader import PyFileConfigLoader
 
     assert HUB_CONFIG.is_file(), "jupyterhub_config.py is missing: the one-machine hub has no config"
-    for name in list(os.environ):
-        if name.startswith("DLCOURSE_"):
-            monkeypatch.delenv(name)
     # The spawner choice depends on the machine (systemd or not); the shared settings do not.
-    monkeypatch.setenv("DLCOURSE_SPAWNER", "local")
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the config inserts deploy/ into it
+    # A site file of this test's own, so that this machine's site settings play no part.
+    site = tmp_path / "site-settings.yaml"
+    site.write_text("server:\n  spawner: local\n")
+    monkeypatch.setenv(hub_settings.SETTINGS_VARIABLE, str(site))
     return PyFileConfigLoader(HUB_CONFIG.name, path=str(REPO_ROOT)).load_config()
 
 
 def test_one_machine_config_reads_the_shared_settings():
     source = HUB_CONFIG.read_text()
-    assert "load_settings(" in source, "jupyterhub_config.py does not use hub_settings.load_settings"
+    assert "for_this_server(" in source, "jupyterhub_config.py does not use course_hub.settings.for_this_server"
 
 
 def _culler(config):
     settings = hub_settings.load_settings()
-    name = settings["services"]["idle_culler"]["name"]
+    name = settings["idle_culler"]["name"]
     [service] = [s for s in config.JupyterHub.services if s["name"] == name]
     flags = dict(arg[2:].split("=", 1) for arg in service["command"] if arg.startswith("--"))
     roles = [r for r in config.JupyterHub.load_roles if name in r.get("services", [])]
@@ -473,6 +477,14 @@ def test_requirements_carry_what_the_image_must_run():
     pinned = [line for line in REQUIREMENTS.read_text().splitlines()
               if line.strip() and not line.startswith("#")]
     assert all("==" in line for line in pinned), "requirements.txt must pin every package"
+
+
+def test_image_uses_the_one_machine_virtualenv_path(image):
+    # The same path as on one machine (course_hub.paths names it), so notes and messages match.
+    from course_hub import paths
+
+    env = " ".join(args for instruction, args in image if instruction == "ENV")
+    assert re.search(rf"(^|\s)VIRTUAL_ENV={re.escape(str(paths.VENV))}(\s|$)", env), env
 
 
 def test_image_base_is_pinned_and_matches_the_one_machine_python(image):

@@ -16,9 +16,11 @@ import math
 import pathlib
 import sys
 
+from course_hub import settings as hub_settings
+
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-import hub_settings  # noqa: E402  (deploy/hub_settings.py, found through the line above)
+#: The shared settings of this checkout (not an installed copy): the plan is committed.
+SETTINGS_PATH = HERE.parent / "hub-settings.yaml"
 
 MIB_PER_GIB = 1024
 #: Enrolment sizes the plan is worked out for (the issue's 100, 1,000 and 5,000).
@@ -117,18 +119,9 @@ INPUTS = {
 
 
 def _mib(quantity):
-    """Parse a JupyterHub byte specification (``"2G"``, ``"512M"``) into MiB.
-
-    JupyterHub's ``ByteSpecification`` (which ``Spawner.mem_limit`` and KubeSpawner use) reads
-    K, M, G and T as powers of 1024.
-    """
-    text = str(quantity).strip()
-    units = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
-    try:
-        return float(text[:-1]) * units[text[-1].upper()]
-    except (IndexError, KeyError, ValueError):
-        raise ValueError(
-            f"limits.memory: expected a size such as '2G' or '512M', got {quantity!r}") from None
+    """A JupyterHub byte specification (``"2G"``, ``"512M"``) in MiB, read by the hub's one
+    parser (:func:`course_hub.settings.parse_byte_size`: JupyterHub's ``ByteSpecification``)."""
+    return hub_settings.parse_byte_size(quantity, "limits.memory") / 2**20
 
 
 def plan(inputs=None, settings=None):
@@ -150,7 +143,7 @@ def plan(inputs=None, settings=None):
         ``one_machine``.
     """
     inputs = INPUTS if inputs is None else inputs
-    settings = hub_settings.load_settings() if settings is None else settings
+    settings = hub_settings.load_settings(shared=SETTINGS_PATH) if settings is None else settings
     v = {name: figure.value for name, figure in inputs.items()}
 
     active_mib = v["server_mib"] + v["kernel_mib"]

@@ -16,21 +16,18 @@ Usage::
     python deploy/kubernetes/render_values.py --check   # exit 1 if either is out of date
 """
 import argparse
-import copy
 import difflib
 import pathlib
 import sys
 import tomllib
 
 import yaml
+from course_hub import settings as hub_settings
+
+import capacity  # deploy/kubernetes/capacity.py, beside this script
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-import capacity  # noqa: E402  (deploy/kubernetes/capacity.py)
-import hub_settings  # noqa: E402  (deploy/hub_settings.py)
-
 CLUSTER_PATH = HERE / "cluster.yaml"
 VALUES_PATH = HERE / "values.yaml"
 README_PATH = HERE / "README.md"
@@ -59,31 +56,9 @@ class RenderError(ValueError):
     """The inputs cannot be rendered into values that behave like the one-machine hub."""
 
 
-def deep_merge(base, override):
-    """Merge ``override`` over ``base`` the way Helm merges values files.
-
-    Mappings merge key by key, recursively; any other value (a list included) replaces the
-    base's; a ``None`` in ``override`` deletes the key (Helm's ``null``).
-
-    Parameters
-    ----------
-    base, override : dict
-        The values; neither is modified.
-
-    Returns
-    -------
-    dict
-        A new mapping.
-    """
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+#: Helm's merge of values files (maps merge, lists are replaced, null deletes): the settings'
+#: own merge of a site file, the same rules.
+deep_merge = hub_settings.deep_merge
 
 
 def settings_values(settings):
@@ -107,10 +82,10 @@ def settings_values(settings):
     """
     groups = settings["groups"]
     culler = settings["idle_culler"]
-    wanted = sorted(settings["services"]["idle_culler"]["scopes"])
+    wanted = sorted(culler["scopes"])
     if wanted != sorted(CHART_CULLER_SCOPES):
         raise RenderError(
-            "services.idle_culler.scopes: the chart's culler has exactly "
+            "idle_culler.scopes: the chart's culler has exactly "
             f"{sorted(CHART_CULLER_SCOPES)}, the settings ask for {wanted}")
     roles = {}
     for role in settings.get("roles", []):
@@ -208,7 +183,7 @@ def render(settings=None, plan=None, cluster=None, pyproject_path=PYPROJECT_PATH
     RenderError
         If ``cluster.yaml`` sets a key that the settings or the plan own.
     """
-    settings = hub_settings.load_settings() if settings is None else settings
+    settings = hub_settings.load_settings(shared=capacity.SETTINGS_PATH) if settings is None else settings
     plan = capacity.plan(settings=settings) if plan is None else plan
     cluster = yaml.safe_load(CLUSTER_PATH.read_text()) if cluster is None else cluster
     generated = deep_merge(deep_merge(settings_values(settings), sizing_values(plan)),
@@ -250,7 +225,7 @@ def main(argv=None):
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if a generated file is out of date")
     args = parser.parse_args(argv)
-    settings = hub_settings.load_settings()
+    settings = hub_settings.load_settings(shared=capacity.SETTINGS_PATH)
     plan = capacity.plan(settings=settings)
     wanted = {
         VALUES_PATH: values_text(render(settings=settings, plan=plan)),

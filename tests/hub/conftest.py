@@ -3,32 +3,27 @@
 These tests need root (they make Unix users and a root hub that switches to them), the course
 virtualenv and configurable-http-proxy installed by ``deploy/install.sh``. Every hub runs on
 free ports with a temporary state folder and is stopped by pid; every user is named
-``hubt<random>...`` and deleted at the end, with their processes (killed by pid).
+``hubt<random>...`` and deleted at the end, with their processes (stopped by pid).
 
 Reusable pieces (see ``hubkit.py`` for the classes):
 
 - ``course_repo``: a course repository published from the checkout's ``notebooks/``;
 - ``make_user(role)``: a roster user (``"student"``/``"instructor"``) or, with ``role=None``,
   a Unix user in neither course group; returns ``(username, password)``;
-- ``hub``: one hub for the session; ``start_hub(**overrides)``: a hub of one's own;
+- ``hub``: one hub for the session; ``start_hub(...)``: a hub of one's own;
 - ``login(hub, username, password)``: a :class:`hubkit.HubSession`.
 """
 import os
 import pathlib
-import pwd
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import pytest
+from course_hub import accounts, repository, roster
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "deploy"))
-import course_repo  # noqa: E402  (deploy/course_repo.py)
-import hubkit  # noqa: E402
-import roster  # noqa: E402  (deploy/roster.py)
+from tests.hub import hubkit
 
 ARTIFACTS = hubkit.REPO_ROOT / "test-artifacts"
 #: Unique to one test run, so concurrent runs never touch each other's users.
@@ -70,10 +65,10 @@ def course_source(shared_tmp):
 @pytest.fixture(scope="session")
 def course_repo_path(shared_tmp, course_source):
     """A bare course repository published from ``course_source``, readable by everyone."""
-    repository = shared_tmp / "course.git"
-    course_repo.publish(course_source, repository)
-    subprocess.run(["chmod", "-R", "a+rX", str(repository)], check=True)
-    return repository
+    repo = shared_tmp / "course.git"
+    repository.publish(course_source, repo)
+    subprocess.run(["chmod", "-R", "a+rX", str(repo)], check=True)
+    return repo
 
 
 @pytest.fixture(scope="session")
@@ -117,23 +112,19 @@ def make_user(shared_tmp):
 
 
 def delete_user(name):
-    """Kill the user's processes (by pid) and delete the account with its home."""
-    try:
-        uid = pwd.getpwnam(name).pw_uid
-    except KeyError:
-        return
-    for pid in hubkit.pids_of_uid(uid):
-        hubkit.stop_pid(pid, timeout=5)
+    """Stop the user's processes (by pid) and delete the account with its home."""
+    accounts.stop_processes_of(name)
     subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
 
 
 @pytest.fixture(scope="session")
 def start_hub(course_repo_path, git_config_system):
-    """Factory: ``start_hub(**overrides)`` starts a hub (stopped at the end of the session)."""
+    """Factory: ``start_hub(course_repo=..., git_config_system=..., settings={...})`` starts a hub
+    (stopped at the end of the session); ``settings`` are more site settings for it."""
     started = []
 
-    def start(**overrides):
-        hub = hubkit.Hub(course_repo_path, git_config_system, overrides)
+    def start(course_repo=course_repo_path, git_config_system=git_config_system, settings=None):
+        hub = hubkit.Hub(course_repo, git_config_system, settings)
         started.append(hub)
         return hub.start()
 

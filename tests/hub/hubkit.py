@@ -1,9 +1,11 @@
 """Helpers to drive a real course hub from tests: start/stop it, log in, spawn, run code.
 
 Everything here talks to real components: the project's ``jupyterhub_config.py`` started by
-``deploy/dlcourse-hub`` with ports and paths overridden through its environment variables,
-configurable-http-proxy, PAM logins over HTTP, and kernels over their websocket. The fixtures in
-``conftest.py`` wrap these; other hub tests can import this module directly (``import hubkit``).
+``course-hub`` (``course_hub.launcher``) with a test settings file of its own (free ports, a
+temporary state folder), configurable-http-proxy, PAM logins over HTTP, and kernels over their
+websocket. The fixtures in ``conftest.py`` wrap these; other tests and the bench scripts import
+this module as ``tests.hub.hubkit`` (the repository root is on ``sys.path`` under pytest and
+with ``python -m``).
 """
 import json
 import os
@@ -21,13 +23,14 @@ from urllib.parse import urlencode, urlparse
 
 import requests
 import websocket
+import yaml
+from course_hub import launcher, paths
+from course_hub import settings as course_settings
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "jupyterhub_config.py"
-LAUNCHER = REPO_ROOT / "deploy" / "dlcourse-hub"
 PYTHON = pathlib.Path(sys.executable)
-PREFIX = pathlib.Path(os.environ.get("DLCOURSE_PREFIX", "/opt/dlcourse"))
-PROXY_COMMAND = PREFIX / "proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
+PROXY_COMMAND = paths.PROXY_COMMAND
 
 
 class HubError(RuntimeError):
@@ -97,6 +100,24 @@ def pids_of_uid(uid):
     return found
 
 
+def write_settings(path, values):
+    """Write a site settings file (only the keys that differ from the shared settings)."""
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
+def hub_environment(settings_file):
+    """The environment of a process that runs this checkout's course_hub with ``settings_file``.
+
+    ``PYTHONPATH`` puts this checkout first (the hub, the launcher and the tools run the code
+    under test); the hub gives students' servers an environment of its own, without it.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env[course_settings.SETTINGS_VARIABLE] = str(settings_file)
+    return env
+
+
 def rss_bytes(pid):
     """Resident memory of one process, in bytes (from /proc)."""
     with open(f"/proc/{pid}/status") as handle:
@@ -107,37 +128,32 @@ def rss_bytes(pid):
 class Hub:
     """One hub started from the project's config, with its own ports and state folder.
 
+    Its settings file (``DLCOURSE_SETTINGS``) names everything that differs from the shared
+    settings: the ports, the state folder, the course repository, the local spawner.
+
     Parameters
     ----------
     course_repo : str
         The course repository students' copies sync from.
     git_config_system : str or None
         A git system configuration marking ``course_repo`` as a safe directory.
-    overrides : dict
-        Further ``DLCOURSE_*`` variables (e.g. a short culler timeout).
+    settings : dict, optional
+        More site settings, merged over the test's (e.g. a short culler timeout).
     """
 
-    def __init__(self, course_repo, git_config_system=None, overrides=None):
+    def __init__(self, course_repo, git_config_system=None, settings=None):
         self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="hubtest-"))
         self.state_dir = self.workdir / "state"
         self.state_dir.mkdir(mode=0o700)
         self.port = free_port()
+        self.api_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.workdir / "hub.log"
-        self.env = dict(os.environ)
-        self.env.pop("PYTHONPATH", None)  # the hub and students use the installed course_lib
-        self.env.update(
-            DLCOURSE_HUB_IP="127.0.0.1",
-            DLCOURSE_HUB_PORT=str(self.port),
-            DLCOURSE_HUB_API_PORT=str(free_port()),
-            DLCOURSE_PROXY_API_PORT=str(free_port()),
-            DLCOURSE_STATE_DIR=str(self.state_dir),
-            DLCOURSE_COURSE_REPO=str(course_repo),
-            DLCOURSE_SPAWNER="local",
-        )
+        self.settings_file = write_settings(self.workdir / "settings.yaml", hub_settings(
+            self.port, self.api_port, self.state_dir, course_repo, settings))
+        self.env = hub_environment(self.settings_file)
         if git_config_system:
             self.env["GIT_CONFIG_SYSTEM"] = str(git_config_system)
-        self.env.update({key: str(value) for key, value in (overrides or {}).items()})
         self.process = None
 
     @property
@@ -148,7 +164,7 @@ class Hub:
     def proxy_pid(self):
         """The pid of the proxy the hub started, from its pid file, or None."""
         try:
-            return int((self.state_dir / "jupyterhub-proxy.pid").read_text().strip())
+            return int((self.state_dir / paths.PROXY_PIDFILE).read_text().strip())
         except (OSError, ValueError):
             return None
 
@@ -156,9 +172,8 @@ class Hub:
         """Start the hub and wait until it answers its health check."""
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [str(PYTHON), str(LAUNCHER), "--config", str(CONFIG)],
+            [str(PYTHON), "-m", launcher.LAUNCHER_MODULE, "--config", str(CONFIG)],
             env=self.env,
-            cwd=self.state_dir,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -193,24 +208,8 @@ class Hub:
         if proxy and pid_alive(proxy) and "configurable-http-proxy" in _cmdline(proxy):
             stop_pid(proxy, timeout=10)
         # A hub that was killed (a crash test) cannot stop its managed services: the idle
-        # culler would outlive the test. Find it by the hub API address it was given.
-        for pid in self.orphaned_services():
-            stop_pid(pid, timeout=10)
-
-    def orphaned_services(self):
-        """Pids of managed services (the idle culler) still pointed at this hub's API."""
-        marker = f"JUPYTERHUB_API_URL=http://127.0.0.1:{self.env['DLCOURSE_HUB_API_PORT']}/".encode()
-        found = []
-        for entry in pathlib.Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == self.pid:
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if marker in environ and "jupyterhub_idle_culler" in _cmdline(int(entry.name)):
-                found.append(int(entry.name))
-        return found
+        # culler would outlive the test. course-hub finds them by this hub's API address.
+        launcher.stop_pids(launcher.orphaned_services(self.api_port))
 
     def log_tail(self, lines=40):
         """The last lines of the hub's log."""
@@ -222,6 +221,22 @@ class Hub:
     def log_text(self):
         """The hub's whole log."""
         return self.log_path.read_text(errors="replace")
+
+
+def hub_settings(port, api_port, state_dir, course_repo, overrides=None):
+    """The site settings of a test hub: free ports, its own state folder and course repository."""
+    values = {
+        "hub": {"port": port},
+        "server": {
+            "ip": "127.0.0.1",
+            "hub_api_port": api_port,
+            "proxy_api_port": free_port(),
+            "spawner": "local",
+            "state_dir": str(state_dir),
+            "course_repo": str(course_repo),
+        },
+    }
+    return course_settings.deep_merge(values, overrides or {})
 
 
 def _cmdline(pid):

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import requests
 
-import hubkit
+from tests.hub import hubkit
 
 CNN_FORWARD = """
 import numpy as np

@@ -8,7 +8,7 @@ import pathlib
 
 import pytest
 
-import hubkit
+from tests.hub import hubkit
 
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
 FLAGS = [

@@ -1,39 +1,36 @@
-"""jupyterhub_config.py read without starting a hub: settings, overrides, refusals; and the helpers."""
-import os
+"""jupyterhub_config.py read without starting a hub: settings, site files, refusals; and the helpers."""
 import subprocess
 
 import pytest
+from course_hub import paths, repository
+from course_hub import settings as course_settings
+from course_hub.spawner import RlimitLocalProcessSpawner
 from traitlets.config import Config
 
-import course_hub
-import course_repo
-import hub_settings
-import hubkit
+from tests.hub import hubkit
 
 
-def load_config(monkeypatch, **environment):
-    """Execute the project's config with ``environment`` set and return the resulting Config."""
-    for name in [key for key in os.environ if key.startswith("DLCOURSE_")]:
-        monkeypatch.delenv(name)
-    for name, value in environment.items():
-        monkeypatch.setenv(name, str(value))
+def load_config(monkeypatch, tmp_path, site):
+    """Execute the project's config with the site settings ``site`` and return the resulting Config."""
+    monkeypatch.setenv(course_settings.SETTINGS_VARIABLE,
+                       str(hubkit.write_settings(tmp_path / "site-settings.yaml", site)))
     config = Config()
     namespace = {"get_config": lambda: config, "__file__": str(hubkit.CONFIG)}
     exec(compile(hubkit.CONFIG.read_text(), str(hubkit.CONFIG), "exec"), namespace)
     return config
 
 
-def test_defaults_come_from_the_shared_settings(monkeypatch):
-    settings = hub_settings.load_settings()
-    c = load_config(monkeypatch, DLCOURSE_SPAWNER="local")
+def test_defaults_come_from_the_shared_settings(monkeypatch, tmp_path):
+    settings = course_settings.load_settings()
+    c = load_config(monkeypatch, tmp_path, {"server": {"spawner": "local"}})
     assert c.JupyterHub.port == settings["hub"]["port"] == 8788
     assert c.PAMAuthenticator.allowed_groups == {"dl-students", "dl-instructors"}
     assert c.PAMAuthenticator.admin_groups == {"dl-instructors"}
     assert c.JupyterHub.cleanup_servers is False
     assert c.Spawner.default_url == settings["hub"]["default_url"]
     assert c.Spawner.mem_limit == settings["limits"]["memory"]
-    assert c.JupyterHub.db_url == "sqlite:////var/lib/dlcourse/jupyterhub.sqlite"
-    assert c.ConfigurableHTTPProxy.command == ["/opt/dlcourse/proxy/node_modules/.bin/configurable-http-proxy"]
+    assert c.JupyterHub.db_url == f"sqlite:///{paths.STATE_DIR / paths.DATABASE}"
+    assert c.ConfigurableHTTPProxy.command == [str(paths.PROXY_COMMAND)]
     culler = c.JupyterHub.services[0]
     assert culler["name"] == "idle-culler"
     assert f"--timeout={settings['idle_culler']['timeout_seconds']}" in culler["command"]
@@ -43,45 +40,94 @@ def test_defaults_come_from_the_shared_settings(monkeypatch):
     assert "access:servers!group=dl-students" in roles["instructor"]["scopes"]
 
 
-def test_environment_overrides_every_path_and_port(monkeypatch, tmp_path):
-    c = load_config(
-        monkeypatch, DLCOURSE_SPAWNER="local", DLCOURSE_HUB_PORT=9100, DLCOURSE_HUB_API_PORT=9101,
-        DLCOURSE_PROXY_API_PORT=9102, DLCOURSE_STATE_DIR=tmp_path, DLCOURSE_PREFIX="/x",
-        DLCOURSE_MEMORY_LIMIT="1G", DLCOURSE_CULL_TIMEOUT=10, DLCOURSE_HUB_IP="127.0.0.1",
-    )
+def test_site_settings_override_every_path_and_port(monkeypatch, tmp_path):
+    c = load_config(monkeypatch, tmp_path, {
+        "hub": {"port": 9100},
+        "server": {"spawner": "local", "hub_api_port": 9101, "proxy_api_port": 9102, "ip": "127.0.0.1",
+                   "state_dir": str(tmp_path), "course_repo": str(tmp_path / "c.git")},
+        "limits": {"memory": "1G"},
+        "idle_culler": {"timeout_seconds": 10},
+    })
     assert (c.JupyterHub.port, c.JupyterHub.hub_port, c.JupyterHub.ip) == (9100, 9101, "127.0.0.1")
     assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:9102"
-    assert c.JupyterHub.cookie_secret_file == str(tmp_path / "jupyterhub_cookie_secret")
-    assert c.Spawner.cmd == ["/x/venv/bin/jupyterhub-singleuser"]
+    assert c.JupyterHub.cookie_secret_file == str(tmp_path / paths.COOKIE_SECRET)
+    assert c.Spawner.cmd == [str(paths.VENV_BIN / "jupyterhub-singleuser")]
     assert c.Spawner.mem_limit == "1G"
     assert "--timeout=10" in c.JupyterHub.services[0]["command"]
+    assert "--cull-every=300" in c.JupyterHub.services[0]["command"]  # the rest stays shared
 
 
-def test_spawner_choice(monkeypatch):
-    assert load_config(monkeypatch, DLCOURSE_SPAWNER="systemd").JupyterHub.spawner_class == (
+def test_spawner_choice(monkeypatch, tmp_path):
+    assert load_config(monkeypatch, tmp_path, {"server": {"spawner": "systemd"}}).JupyterHub.spawner_class == (
         "systemdspawner.SystemdSpawner")
-    assert load_config(monkeypatch, DLCOURSE_SPAWNER="local").JupyterHub.spawner_class is (
-        course_hub.RlimitLocalProcessSpawner)
-    with pytest.raises(ValueError, match="DLCOURSE_SPAWNER: expected 'auto', 'local' or 'systemd', got 'docker'"):
-        load_config(monkeypatch, DLCOURSE_SPAWNER="docker")
+    assert load_config(monkeypatch, tmp_path, {"server": {"spawner": "local"}}).JupyterHub.spawner_class is (
+        RlimitLocalProcessSpawner)
+    with pytest.raises(ValueError, match="server.spawner: expected 'auto', 'local' or 'systemd', got 'docker'"):
+        load_config(monkeypatch, tmp_path, {"server": {"spawner": "docker"}})
 
 
-def test_https_needs_both_files(monkeypatch):
-    with pytest.raises(ValueError, match="DLCOURSE_SSL_KEY: expected the key file"):
-        load_config(monkeypatch, DLCOURSE_SSL_CERT="/etc/ssl/cert.pem")
-    c = load_config(monkeypatch, DLCOURSE_SSL_CERT="/c.pem", DLCOURSE_SSL_KEY="/k.pem")
+def test_https_needs_both_files(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="server.ssl_key: expected the key file of server.ssl_cert"):
+        load_config(monkeypatch, tmp_path, {"server": {"ssl_cert": "/etc/ssl/cert.pem"}})
+    c = load_config(monkeypatch, tmp_path, {"server": {"spawner": "local", "ssl_cert": "/c.pem", "ssl_key": "/k.pem"}})
     assert (c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key) == ("/c.pem", "/k.pem")
 
 
-@pytest.mark.parametrize("text, size", [("2G", 2 * 2**30), ("512M", 512 * 2**20), ("1.5k", 1536), (4096, 4096)])
+@pytest.mark.parametrize("site, message", [
+    ({"idle_culler": {"timeout": 60}}, "unknown key 'idle_culler.timeout'; expected one of every_seconds"),
+    ({"sever": {"ip": ""}}, "unknown key 'sever'"),
+    ({"hub": {"port": "eighty"}}, "hub.port: expected a port number (1-65535), got 'eighty'"),
+    ({"server": {"hub_api_port": 70000}}, "server.hub_api_port: expected a port number"),
+    ({"server": {"state_dir": "relative/state"}}, "server.state_dir: expected an absolute path, got 'relative/state'"),
+    ({"limits": {"memory": "2 gigabytes"}}, "limits.memory: expected a size such as '2G'"),
+    ({"limits": {"cpu": 0}}, "limits.cpu: expected a positive number of cores, got 0"),
+    ({"idle_culler": {"every_seconds": -5}}, "idle_culler.every_seconds: expected a whole number of seconds"),
+    ({"groups": None}, "missing section 'groups'"),
+])
+def test_bad_site_settings_are_refused_naming_the_file_and_key(tmp_path, site, message):
+    path = hubkit.write_settings(tmp_path / "site.yaml", site)
+    with pytest.raises(course_settings.SettingsError) as refused:
+        course_settings.load_settings(path)
+    assert message in str(refused.value) and str(path) in str(refused.value)
+
+
+def test_site_file_must_exist_be_yaml_and_a_mapping(tmp_path, monkeypatch):
+    monkeypatch.setenv(course_settings.SETTINGS_VARIABLE, str(tmp_path / "missing.yaml"))
+    with pytest.raises(course_settings.SettingsError, match="missing.yaml: cannot read hub settings"):
+        course_settings.for_this_server()
+    (tmp_path / "bad.yaml").write_text("hub: [unclosed\n")
+    with pytest.raises(course_settings.SettingsError, match="bad.yaml: not valid YAML"):
+        course_settings.load_settings(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(course_settings.SettingsError, match="expected a mapping at the top level, got list"):
+        course_settings.load_settings(tmp_path / "list.yaml")
+    (tmp_path / "empty.yaml").write_text("")
+    assert course_settings.load_settings(tmp_path / "empty.yaml") == course_settings.load_settings()
+
+
+def test_site_file_changes_only_what_it_names(tmp_path):
+    shared = course_settings.load_settings()
+    site = course_settings.load_settings(hubkit.write_settings(tmp_path / "site.yaml", {
+        "groups": {"students": "ml-101"}, "server": {"course_repo": "/srv/other/course.git"}}))
+    assert site["groups"] == {"students": "ml-101", "instructors": shared["groups"]["instructors"]}
+    assert "access:servers!group=ml-101" in site["roles"][0]["scopes"]  # roles follow the groups
+    assert site["server"]["course_repo"] == paths.COURSE_REPO.parent.parent / "other" / "course.git"
+    assert site["server"]["state_dir"] == paths.STATE_DIR
+    assert {k: v for k, v in site.items() if k not in ("groups", "roles", "server")} == {
+        k: v for k, v in shared.items() if k not in ("groups", "roles", "server")}
+
+
+@pytest.mark.parametrize("text, size", [("2G", 2 * 2**30), ("512M", 512 * 2**20), ("1.5K", 1536), (4096, 4096)])
 def test_parse_byte_size(text, size):
-    assert course_hub.parse_byte_size(text) == size
+    assert course_settings.parse_byte_size(text) == size
 
 
-@pytest.mark.parametrize("text", ["", "lots", "-1G", "0", 0, "G"])
+# Lower-case units and bare digit strings are refused as JupyterHub's ByteSpecification refuses
+# them (Spawner.mem_limit and KubeSpawner read the same setting): the one parser agrees with it.
+@pytest.mark.parametrize("text", ["", "lots", "-1G", "0", 0, "G", "1.5k", "1073741824", True, None])
 def test_parse_byte_size_refuses_nonsense(text):
-    with pytest.raises(ValueError, match="size: expected a positive size|size: expected a positive number"):
-        course_hub.parse_byte_size(text)
+    with pytest.raises(ValueError, match=r"size: expected a size such as '2G' or '512M' .* got "):
+        course_settings.parse_byte_size(text)
 
 
 def test_publish_commits_once_and_refuses_a_missing_folder(tmp_path):
@@ -89,11 +135,11 @@ def test_publish_commits_once_and_refuses_a_missing_folder(tmp_path):
     source.mkdir()
     hubkit.write_probe_notebook(source / "a.ipynb", "x = 1")
     (source / "sanitize.cfg").write_text("[x]\n")
-    repository = tmp_path / "course.git"
-    first = course_repo.publish(source, repository)
-    assert first and course_repo.publish(source, repository) is None  # nothing changed: no commit
-    files = subprocess.run(["git", "--git-dir", str(repository), "ls-tree", "--name-only", "main"],
+    repo = tmp_path / "course.git"
+    first = repository.publish(source, repo)
+    assert first and repository.publish(source, repo) is None  # nothing changed: no commit
+    files = subprocess.run(["git", "--git-dir", str(repo), "ls-tree", "--name-only", "main"],
                            capture_output=True, text=True, check=True).stdout.split()
     assert files == [".gitignore", "a.ipynb"]  # the test-only sanitize.cfg stays out
     with pytest.raises(ValueError, match="source_dir: expected a folder of course material"):
-        course_repo.publish(tmp_path / "missing", repository)
+        repository.publish(tmp_path / "missing", repo)

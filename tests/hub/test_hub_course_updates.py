@@ -8,9 +8,9 @@ import subprocess
 
 import nbformat
 import pytest
+from course_hub import repository
 
-import course_repo
-import hubkit
+from tests.hub import hubkit
 
 UPSTREAM_FIX = "x = 2  # fixed upstream"
 STUDENT_NOTE = "# Hub check\n\nMy own note: x is the answer."
@@ -21,18 +21,18 @@ def update_setup(shared_tmp, course_source):
     """A course repository of this module's own (it gets a new commit) and git's trust in it."""
     source = shared_tmp / "update-source"
     shutil.copytree(course_source, source)
-    repository = shared_tmp / "update-course.git"
-    course_repo.publish(source, repository)
-    subprocess.run(["chmod", "-R", "a+rX", str(repository)], check=True)
+    repo = shared_tmp / "update-course.git"
+    repository.publish(source, repo)
+    subprocess.run(["chmod", "-R", "a+rX", str(repo)], check=True)
     git_config = shared_tmp / "update-gitconfig"
-    git_config.write_text(f"[safe]\n\tdirectory = {repository}\n")
+    git_config.write_text(f"[safe]\n\tdirectory = {repo}\n")
     git_config.chmod(0o644)
-    return source, repository, git_config
+    return source, repo, git_config
 
 
 def test_published_fix_reaches_student_and_keeps_their_edits(start_hub, make_user, update_setup):
-    source, repository, git_config = update_setup
-    hub = start_hub(DLCOURSE_COURSE_REPO=repository, GIT_CONFIG_SYSTEM=git_config)
+    source, repo, git_config = update_setup
+    hub = start_hub(course_repo=repo, git_config_system=git_config)
     session = hubkit.HubSession(hub, *make_user("student"))
     session.start_server()
     session.open_server()
@@ -51,8 +51,8 @@ def test_published_fix_reaches_student_and_keeps_their_edits(start_hub, make_use
     # The instructors fix the code cell and add a lesson, and publish.
     hubkit.write_probe_notebook(source / "hub-check.ipynb", UPSTREAM_FIX)
     shutil.copy(source / "hub-check.ipynb", source / "new-lesson.ipynb")
-    assert course_repo.publish(source, repository, message="Fix x, add a lesson") is not None
-    subprocess.run(["chmod", "-R", "a+rX", str(repository)], check=True)
+    assert repository.publish(source, repo, message="Fix x, add a lesson") is not None
+    subprocess.run(["chmod", "-R", "a+rX", str(repo)], check=True)
 
     # Next sync: the student's next server start.
     assert session.hub_api("DELETE", f"/users/{session.username}/server").status_code in (202, 204)

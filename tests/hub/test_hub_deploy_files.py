@@ -1,7 +1,9 @@
-"""The deploy files: the systemd unit verifies cleanly, shell scripts pass shellcheck, rc.local
-starts a hub in the background exactly once, and the launcher brings a crashed hub back."""
+"""The deploy files: the systemd unit verifies cleanly and starts course-hub, shell scripts pass
+shellcheck, rc.local starts a hub in the background exactly once (from its state folder), the
+launcher brings a crashed hub back, and ``course-hub --stop`` stops it."""
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -9,8 +11,9 @@ import time
 
 import pytest
 import requests
+from course_hub import launcher, paths
 
-import hubkit
+from tests.hub import hubkit
 
 DEPLOY = hubkit.REPO_ROOT / "deploy"
 UNIT = DEPLOY / "systemd" / "jupyterhub.service"
@@ -46,10 +49,20 @@ def test_systemd_unit_verifies_without_any_message():
 
 def test_systemd_unit_restarts_and_spares_students_servers():
     text = UNIT.read_text()
-    for line in ("Restart=always", "KillMode=process", "WorkingDirectory=/var/lib/dlcourse",
+    for line in ("Restart=always", "KillMode=process", f"ExecStart={paths.COURSE_HUB}",
                  "After=network-online.target", "PrivateTmp=yes", "ProtectKernelTunables=yes",
                  "ProtectKernelModules=yes", "WantedBy=multi-user.target"):
         assert line in text.splitlines(), line
+    # course-hub runs the hub from the state folder (WorkingDirectory used to name it: see the
+    # rc.local test, which checks the running hub's folder) and knows every other path.
+    assert not re.search(r"^(WorkingDirectory|StateDirectory|Environment|ExecStartPre)=", text, re.MULTILINE)
+
+
+def test_unit_and_rc_local_start_the_installed_course_hub():
+    # Both name only the entry point, and the same one as course_hub/paths.py.
+    assert f"ExecStart={paths.COURSE_HUB}\n" in UNIT.read_text()
+    assert re.search(rf"^COURSE_HUB={re.escape(str(paths.COURSE_HUB))}$", (DEPLOY / "rc.local").read_text(), re.MULTILINE)
+    assert paths.COURSE_HUB.exists(), f"{paths.COURSE_HUB} missing: run deploy/install.sh --no-start"
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
@@ -61,36 +74,31 @@ def test_shell_script_passes_shellcheck(script):
 
 @pytest.fixture
 def rc_env(course_repo_path, git_config_system, tmp_path):
-    """Environment for running deploy/rc.local against a hub of the test's own."""
+    """Environment for running deploy/rc.local against a hub of the test's own.
+
+    rc.local runs the installed ``course-hub``; ``PYTHONPATH`` makes it run this checkout's
+    ``course_hub``, and ``DLCOURSE_SETTINGS`` gives it the test's ports and files.
+    """
     state = tmp_path / "state"
-    state.mkdir(mode=0o700)
     port = hubkit.free_port()
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    env.update(
-        DLCOURSE_PYTHON=str(hubkit.PYTHON),
-        DLCOURSE_LAUNCHER=str(hubkit.LAUNCHER),
-        DLCOURSE_HUB_CONFIG=str(hubkit.CONFIG),
-        DLCOURSE_HUB_LOG=str(tmp_path / "log" / "jupyterhub.log"),
-        DLCOURSE_HUB_PIDFILE=str(tmp_path / "run" / "dlcourse-hub.pid"),
-        DLCOURSE_STATE_DIR=str(state),
-        DLCOURSE_HUB_IP="127.0.0.1",
-        DLCOURSE_HUB_PORT=str(port),
-        DLCOURSE_HUB_API_PORT=str(hubkit.free_port()),
-        DLCOURSE_PROXY_API_PORT=str(hubkit.free_port()),
-        DLCOURSE_COURSE_REPO=str(course_repo_path),
-        DLCOURSE_SPAWNER="local",
-        GIT_CONFIG_SYSTEM=str(git_config_system),
-    )
+    site = hubkit.hub_settings(port, hubkit.free_port(), state, course_repo_path, {"server": {
+        "log": str(tmp_path / "log" / "jupyterhub.log"),
+        "pidfile": str(tmp_path / "run" / "dlcourse-hub.pid"),
+    }})
+    env = hubkit.hub_environment(hubkit.write_settings(tmp_path / "settings.yaml", site))
+    env["GIT_CONFIG_SYSTEM"] = str(git_config_system)
+    files = {"state": state, "log": pathlib.Path(site["server"]["log"]),
+             "pidfile": pathlib.Path(site["server"]["pidfile"]), "api_port": site["server"]["hub_api_port"]}
     launched = []
-    yield env, f"http://127.0.0.1:{port}", launched
+    yield env, f"http://127.0.0.1:{port}", files, launched
     for pid in launched:  # the supervisor stops its hub, which stops its proxy
         hubkit.stop_pid(pid, timeout=40)
-    proxy_pidfile = state / "jupyterhub-proxy.pid"
+    proxy_pidfile = state / paths.PROXY_PIDFILE
     if proxy_pidfile.exists():
         proxy = int(proxy_pidfile.read_text())
         if "configurable-http-proxy" in hubkit._cmdline(proxy):
             hubkit.stop_pid(proxy, timeout=10)
+    launcher.stop_pids(launcher.orphaned_services(files["api_port"]))
 
 
 def _healthy(url):
@@ -115,29 +123,37 @@ def _culler_of(hub):
 
 
 def test_rc_local_starts_one_background_hub_and_returns_at_once(rc_env):
-    env, url, launched = rc_env
+    env, url, files, launched = rc_env
     started = time.monotonic()
     first = subprocess.run(["sh", str(DEPLOY / "rc.local")], env=env, capture_output=True, text=True, timeout=30)
     elapsed = time.monotonic() - started
     assert first.returncode == 0, first.stderr
     assert elapsed < 5, f"rc.local blocked boot for {elapsed:.1f} s"
-    pid = int(pathlib.Path(env["DLCOURSE_HUB_PIDFILE"]).read_text())
+    pid = int(files["pidfile"].read_text())
     launched.append(pid)
-    assert "dlcourse-hub" in hubkit._cmdline(pid)
+    assert launcher.LAUNCHER_MODULE in hubkit._cmdline(pid)
+    assert f"started the course hub (pid {pid}), log in {files['log']}" in first.stdout
     hubkit.wait_for(lambda: _healthy(url), 90, what="the hub started by rc.local")
-    log = pathlib.Path(env["DLCOURSE_HUB_LOG"]).read_text()
+    log = files["log"].read_text()
     assert "JupyterHub is now running" in log
 
     second = subprocess.run(["sh", str(DEPLOY / "rc.local")], env=env, capture_output=True, text=True, timeout=30)
     assert second.returncode == 0
     assert "already runs" in second.stdout
-    assert int(pathlib.Path(env["DLCOURSE_HUB_PIDFILE"]).read_text()) == pid
+    assert int(files["pidfile"].read_text()) == pid
     launchers = [p for p in map(int, filter(str.isdigit, os.listdir("/proc")))
-                 if env["DLCOURSE_HUB_PIDFILE"] in hubkit._cmdline(p)]
+                 if str(files["pidfile"]) in hubkit._cmdline(p)]
     assert launchers == [pid]
 
-    # SIGINT and SIGQUIT work again in the hub (a background shell job starts with them ignored).
+    # The hub runs from its state folder (made 0700), as the systemd unit's hub does.
     hub = _hub_child(pid)
+    assert pathlib.Path(os.readlink(f"/proc/{hub}/cwd")) == files["state"]
+    assert files["state"].stat().st_mode & 0o777 == 0o700
+    # The virtualenv's bin comes first on its PATH (the unit used to set it; the proxy needs it).
+    environ = pathlib.Path(f"/proc/{hub}/environ").read_bytes().split(b"\0")
+    path = next(entry for entry in environ if entry.startswith(b"PATH=")).decode()[len("PATH="):]
+    assert path.split(":")[0] == str(hubkit.PYTHON.parent)
+    # SIGINT and SIGQUIT work again in the hub (a background shell job starts with them ignored).
     with open(f"/proc/{hub}/status") as handle:
         ignored = int(next(line for line in handle if line.startswith("SigIgn:")).split()[1], 16)
     assert not ignored & (1 << (signal.SIGINT - 1)) and not ignored & (1 << (signal.SIGQUIT - 1))
@@ -145,13 +161,13 @@ def test_rc_local_starts_one_background_hub_and_returns_at_once(rc_env):
     # Stopping by pid: the launcher stops its hub and removes its pid file.
     hubkit.stop_pid(pid, timeout=40)
     assert not hubkit.pid_alive(hub)
-    assert not pathlib.Path(env["DLCOURSE_HUB_PIDFILE"]).exists()
+    assert not files["pidfile"].exists()
 
 
-def test_launcher_brings_a_crashed_hub_back(rc_env):
-    env, url, launched = rc_env
+def test_launcher_brings_a_crashed_hub_back_and_stops_on_request(rc_env):
+    env, url, files, launched = rc_env
     subprocess.run(["sh", str(DEPLOY / "rc.local")], env=env, check=True, capture_output=True, timeout=30)
-    supervisor = int(pathlib.Path(env["DLCOURSE_HUB_PIDFILE"]).read_text())
+    supervisor = int(files["pidfile"].read_text())
     launched.append(supervisor)
     hubkit.wait_for(lambda: _healthy(url), 90, what="the first hub")
     crashed = _hub_child(supervisor)
@@ -162,8 +178,16 @@ def test_launcher_brings_a_crashed_hub_back(rc_env):
     )
     assert replacement != crashed
     hubkit.wait_for(lambda: _healthy(url), 90, what="the restarted hub")
-    assert "restarting" in pathlib.Path(env["DLCOURSE_HUB_LOG"]).read_text()
+    assert "restarting" in files["log"].read_text()
     # The crashed hub could not stop its culler: the launcher did, so only the new hub's runs.
     assert not hubkit.pid_alive(crashed_culler)
-    assert f"stopped services the crashed hub left running: [{crashed_culler}]" in (
-        pathlib.Path(env["DLCOURSE_HUB_LOG"]).read_text())
+    assert f"stopped services the crashed hub left running: [{crashed_culler}]" in files["log"].read_text()
+
+    # course-hub --stop (the command rc.local runs, with --stop) stops the launcher and its hub.
+    stop = subprocess.run([str(paths.COURSE_HUB), "--stop"], env=env, capture_output=True, text=True, timeout=120)
+    assert stop.returncode == 0, stop.stderr
+    assert f"stopped the course hub (pid {supervisor})" in stop.stdout
+    assert not hubkit.pid_alive(supervisor) and not hubkit.pid_alive(replacement)
+    assert not files["pidfile"].exists()
+    again = subprocess.run([str(paths.COURSE_HUB), "--stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "no course hub runs" in again.stdout

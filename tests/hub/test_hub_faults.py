@@ -7,10 +7,9 @@ import signal
 
 import pytest
 import requests
+from course_hub import settings as course_settings
 
-import course_hub  # deploy/, on sys.path through conftest.py
-import hub_settings
-import hubkit
+from tests.hub import hubkit
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +80,7 @@ def test_memory_limit_stops_only_the_greedy_kernel(hub, student_session, other_s
     kernel = student_session.start_kernel()
     try:
         limit = kernel.execute("import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0])")
-        allowed = course_hub.parse_byte_size(hub_settings.load_settings()["limits"]["memory"])
+        allowed = course_settings.parse_byte_size(course_settings.load_settings()["limits"]["memory"])
         assert int(limit["stdout"]) == allowed
         within = kernel.execute("import numpy as np; block = np.ones(50_000_000); print(block.nbytes)")
         assert within["error"] is None, within  # 400 MB is fine
@@ -96,7 +95,7 @@ def test_memory_limit_stops_only_the_greedy_kernel(hub, student_session, other_s
 
 
 def test_culler_stops_an_idle_server(start_hub, make_user):
-    culling_hub = start_hub(DLCOURSE_CULL_TIMEOUT=10, DLCOURSE_CULL_EVERY=3)
+    culling_hub = start_hub(settings={"idle_culler": {"timeout_seconds": 10, "every_seconds": 3}})
     session = hubkit.HubSession(culling_hub, *make_user("student"))
     session.start_server()
     server_pid = next(

@@ -1,4 +1,4 @@
-"""The roster script: real accounts from a CSV, private homes, groups, passwords; refusals."""
+"""The roster tool (course-roster): real accounts from a CSV, private homes, groups, passwords; refusals."""
 import grp
 import os
 import pwd
@@ -8,11 +8,7 @@ import sys
 
 import pamela
 import pytest
-
-import hubkit
-import roster
-
-ROSTER_SCRIPT = hubkit.REPO_ROOT / "deploy" / "roster.py"
+from course_hub import roster, roster_command
 
 
 @pytest.fixture
@@ -134,8 +130,10 @@ def test_remove_refuses_accounts_outside_the_course(names):
 
 def test_command_line_check_add_remove(tmp_path, names):
     csv = write_roster(tmp_path / "roster.csv", [(names[0], "Ada", "student")])
+    # The console script course-roster runs this module's main (pyproject.toml); PYTHONPATH
+    # (the repository's conftest.py) makes it this checkout's.
     run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, str(ROSTER_SCRIPT), *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", roster_command.__name__, *args], capture_output=True, text=True, timeout=60
     )
     checked = run("check", str(csv))
     assert checked.returncode == 0 and "1 valid row" in checked.stdout

@@ -13,10 +13,8 @@ import sys
 import tempfile
 
 import pytest
-
-from inst_helpers import DEPLOY, Accounts, make_notebook, write_notebook
-from course_admin import repository
-import course_repo  # deploy/course_repo.py: how install.sh seeds the course repository
+from course_hub import repository
+from inst_helpers import CHECKOUT_ENV, Accounts, make_notebook, write_notebook
 
 
 def pytest_collection_modifyitems(config, items):
@@ -63,12 +61,12 @@ def course(scratch, people):
     """A secured course repository with two published notebooks and a tiny ``course_lib``.
 
     Returns a dict: ``repo`` (bare repository), ``env`` (environment for git/tools: a system
-    git config marking every repository safe, and ``course_admin`` importable), ``source``.
+    git config marking every repository safe, and this checkout's ``course_hub``), ``source``.
     """
     gitconfig = scratch / "gitconfig"
     gitconfig.write_text("[safe]\n\tdirectory = *\n")
     gitconfig.chmod(0o644)
-    env = {"GIT_CONFIG_SYSTEM": str(gitconfig), "PYTHONPATH": str(DEPLOY)}
+    env = {"GIT_CONFIG_SYSTEM": str(gitconfig), **CHECKOUT_ENV}
     source = scratch / "source"
     (source / "course_lib").mkdir(parents=True)
     (source / "tests").mkdir()
@@ -82,7 +80,7 @@ def course(scratch, people):
                    make_notebook("from course_lib import double", "double(21)"))
     repo = scratch / "course.git"
     repository.secure_repository(repo, people["group"], python=sys.executable)
-    course_repo.publish(source, repo, message="First publication")
+    repository.publish(source, repo, message="First publication")
     return {"repo": repo, "env": env, "source": source, "folder": f"course-{secrets.token_hex(3)}"}
 
 

@@ -1,6 +1,8 @@
 """Helpers for the instructors' tests: real Unix accounts, notebooks, running as a user, git.
 
-Importing this module also makes ``deploy/`` importable (``course_admin``).
+Code run as another user (the publish command, the pre-receive hook, a kernel's subprocess)
+gets ``PYTHONPATH`` set to this checkout (:data:`CHECKOUT_ENV`), so it runs the
+``course_hub`` under test rather than the installed copy.
 """
 import os
 import pathlib
@@ -9,12 +11,11 @@ import subprocess
 import sys
 
 import nbformat
-import psutil
+from course_hub import accounts
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-DEPLOY = REPO_ROOT / "deploy"
-if str(DEPLOY) not in sys.path:
-    sys.path.insert(0, str(DEPLOY))
+#: Environment that makes a process import this checkout's course_hub.
+CHECKOUT_ENV = {"PYTHONPATH": str(REPO_ROOT)}
 
 
 def make_notebook(*sources):
@@ -28,21 +29,6 @@ def make_notebook(*sources):
 def write_notebook(path, nb):
     """Write ``nb`` to ``path`` (a pathlib.Path) as nbformat 4 JSON."""
     path.write_text(nbformat.writes(nb))
-
-
-def kill_user_processes(user):
-    """Kill, by pid, every process of ``user`` (an account this run created) still running."""
-    try:
-        uid = pwd.getpwnam(user).pw_uid
-    except KeyError:
-        return  # already removed (the test under way removed it)
-    procs = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=10)
 
 
 class Accounts:
@@ -70,7 +56,7 @@ class Accounts:
 
     def cleanup(self):
         for name in self.users:
-            kill_user_processes(name)
+            accounts.stop_processes_of(name)
             subprocess.run(["userdel", "-r", name], check=False, capture_output=True)
         for name in self.groups:
             subprocess.run(["groupdel", name], check=False, capture_output=True)
@@ -107,7 +93,7 @@ def sync_student(user, course, folder=None):
 
 def publish_as(user, workspace, course, *extra):
     """Run ``course-publish`` as ``user`` in ``workspace``; return the CompletedProcess."""
-    return run_as(user, [sys.executable, "-m", "course_admin.publish", "-C", str(workspace), *extra],
+    return run_as(user, [sys.executable, "-m", "course_hub.publish", "-C", str(workspace), *extra],
                   env=course["env"])
 
 

@@ -1,7 +1,7 @@
 """Instructors on a real hub: roles, the working copy, publishing to a class, the status command.
 
 A hub started from the project's ``jupyterhub_config.py`` (free ports, temporary state, by
-``tests/hub/hubkit.py``), real PAM accounts made by the roster script (names ``inst<random>...``
+``tests/hub/hubkit.py``), real PAM accounts made by the roster tool (names ``inst<random>...``
 in the course's groups; deleted at the end, the groups never), a course repository secured
 for the instructors' group with its pre-receive hook, and code run in the users' kernels.
 """
@@ -14,14 +14,10 @@ import sys
 import tempfile
 
 import pytest
+from course_hub import accounts, repository, roster
+from inst_helpers import CHECKOUT_ENV, make_notebook, write_notebook
 
-from inst_helpers import DEPLOY, REPO_ROOT, make_notebook, write_notebook
-
-sys.path.insert(0, str(REPO_ROOT / "tests" / "hub"))
-import hubkit  # noqa: E402  (tests/hub/hubkit.py)
-import roster  # noqa: E402  (deploy/roster.py)
-from course_admin import repository  # noqa: E402
-import course_repo  # noqa: E402  (deploy/course_repo.py)
+from tests.hub import hubkit
 
 pytestmark = pytest.mark.skipif(not hubkit.PROXY_COMMAND.exists(),
                                 reason="configurable-http-proxy missing: run deploy/install.sh --no-start")
@@ -32,7 +28,7 @@ PREFIX = "inst" + secrets.token_hex(2) + "h"
 def course_on_hub():
     """A course repository for the course's instructors group, and a git config trusting it."""
     groups = roster.course_groups()
-    roster.ensure_groups(groups)  # creates the shared groups only if missing; never deletes them
+    accounts.ensure_groups(groups.values())  # creates the shared groups only if missing; never deletes them
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="inst-hub-"))
     workdir.chmod(0o755)
     source = workdir / "source"
@@ -41,7 +37,7 @@ def course_on_hub():
     write_notebook(source / "01-first.ipynb", make_notebook("a = 20", "print('answer', 2 * a + 2)"))
     repo = workdir / "course.git"
     repository.secure_repository(repo, groups["instructor"], python=sys.executable)
-    course_repo.publish(source, repo)
+    repository.publish(source, repo)
     gitconfig = workdir / "gitconfig"
     gitconfig.write_text("[safe]\n\tdirectory = *\n")
     gitconfig.chmod(0o644)
@@ -51,7 +47,7 @@ def course_on_hub():
 
 @pytest.fixture(scope="module")
 def people():
-    """Two students and an instructor, made by the roster script; removed at the end."""
+    """Two students and an instructor, made by the roster tool; removed at the end."""
     rows = [roster.Person(f"{PREFIX}s1", "Student One", "student"),
             roster.Person(f"{PREFIX}s2", "Student Two", "student"),
             roster.Person(f"{PREFIX}i", "Instructor", "instructor")]
@@ -62,10 +58,7 @@ def people():
                "s2": (rows[1].username, created[rows[1].username]),
                "i": (rows[2].username, created[rows[2].username])}
     finally:
-        for name in created:
-            for pid in hubkit.pids_of_uid(pwd.getpwnam(name).pw_uid):
-                hubkit.stop_pid(pid, timeout=5)
-        roster.remove_accounts(list(created))
+        roster.remove_accounts(list(created))  # stops their processes first
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -133,7 +126,7 @@ def test_instructor_lands_in_a_working_copy(sessions, people):
 
 
 def test_publish_from_the_hub_reaches_a_student_at_next_login(sessions, people, course_on_hub):
-    env = {"GIT_CONFIG_SYSTEM": str(course_on_hub["gitconfig"]), "PYTHONPATH": str(DEPLOY)}
+    env = {"GIT_CONFIG_SYSTEM": str(course_on_hub["gitconfig"]), **CHECKOUT_ENV}
     edit = f"""
 import json, os, subprocess, sys
 path = os.path.expanduser('~/course-edit/01-first.ipynb')
@@ -142,7 +135,7 @@ nb['cells'].append({{'cell_type': 'code', 'execution_count': None, 'id': 'new-ce
                     'outputs': [], 'source': "print('published from the hub')"}})
 json.dump(nb, open(path, 'w'), indent=1)
 env = dict(os.environ, **{json.dumps(env)})
-proc = subprocess.run([sys.executable, '-m', 'course_admin.publish', '-C', os.path.dirname(path),
+proc = subprocess.run([sys.executable, '-m', 'course_hub.publish', '-C', os.path.dirname(path),
                        '-m', 'A new cell'], capture_output=True, text=True, env=env)
 print(proc.returncode)
 print(proc.stdout[-2000:], proc.stderr[-2000:])
@@ -161,8 +154,8 @@ print(proc.stdout[-2000:], proc.stderr[-2000:])
 
 def test_status_command_for_instructors_only(sessions, people):
     code = ("import json, os, subprocess, sys\n"
-            "p = subprocess.run([sys.executable, '-m', 'course_admin.status', '--json'], capture_output=True,"
-            f" text=True, env=dict(os.environ, PYTHONPATH={str(DEPLOY)!r}))\n"
+            "p = subprocess.run([sys.executable, '-m', 'course_hub.status', '--json'], capture_output=True,"
+            f" text=True, env=dict(os.environ, **{CHECKOUT_ENV!r}))\n"
             "print(json.dumps([p.returncode, p.stdout, p.stderr]))")
     out = run_in_kernel(sessions["i"], code)
     returncode, stdout, stderr = json.loads(out["stdout"])

@@ -1,26 +1,25 @@
 """The load test at N = 10, as CI runs it: bounded, zero errors, and it cleans up after itself."""
 import json
-import pathlib
 import pwd
 import subprocess
 import sys
 
 import pytest
-
+from course_hub import paths
 from inst_helpers import REPO_ROOT
 
-PROXY = pathlib.Path("/opt/dlcourse/proxy/node_modules/.bin/configurable-http-proxy")
+from bench import load_test
 
 
-@pytest.mark.skipif(not PROXY.exists(), reason="configurable-http-proxy missing: run deploy/install.sh --no-start")
+@pytest.mark.skipif(not paths.PROXY_COMMAND.exists(),
+                    reason="configurable-http-proxy missing: run deploy/install.sh --no-start")
 @pytest.mark.timeout(900)
 def test_ten_students_at_once(scratch):
     report_path = scratch / "load-10.json"
     # The script bounds itself (--timeout for the class); the subprocess timeout is the backstop.
     proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "load_test.py"), "-n", "10", "--timeout", "480",
-         "--json", str(report_path)],
-        capture_output=True, text=True, timeout=840,
+        [sys.executable, "-m", "bench.load_test", "-n", "10", "--timeout", "480", "--json", str(report_path)],
+        capture_output=True, text=True, timeout=840, cwd=REPO_ROOT,
     )
     print(proc.stdout)
     report = json.loads(report_path.read_text())
@@ -37,9 +36,6 @@ def test_ten_students_at_once(scratch):
 
 
 def test_percentile_interpolates_between_ranks():
-    sys.path.insert(0, str(REPO_ROOT / "bench"))
-    import load_test
-
     assert load_test.percentile([4, 1, 3, 2], 0.5) == 2.5
     assert load_test.percentile(list(range(1, 21)), 0.95) == pytest.approx(19.05)
     assert load_test.percentile([7], 0.95) == 7

@@ -10,9 +10,8 @@ import sys
 
 import nbformat
 import pytest
-
+from course_hub import gate, gitutil, hook, repository, take_back
 from inst_helpers import head_of, make_notebook, publish_as, run_as, sync_student
-from course_admin import gate, gitutil, hook, repository, take_back
 
 
 def cell_sources(path):
@@ -165,7 +164,7 @@ def test_take_back_restores_the_fix_and_keeps_the_students_copy(course, people, 
     sync_student(student, course, folder=course["folder"] + "-tb")
     assert cell_sources(copy / "01-first.ipynb")[1] == "b = a + 2  # mine"
 
-    taken = run_as(student, [sys.executable, "-m", "course_admin.take_back", "--course", str(copy),
+    taken = run_as(student, [sys.executable, "-m", "course_hub.take_back", "--course", str(copy),
                              "01-first.ipynb"], env=course["env"])
     assert taken.returncode == 0, taken.stdout + taken.stderr
     kept = sorted(copy.glob("01-first-mine-*.ipynb"))

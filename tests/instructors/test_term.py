@@ -12,10 +12,7 @@ import tarfile
 
 import pamela
 import pytest
-
-import inst_helpers  # noqa: F401  (makes deploy/ importable)
-import roster
-from course_admin import term
+from course_hub import roster, roster_command, term
 
 
 @pytest.fixture
@@ -114,9 +111,9 @@ def test_refusals_name_the_argument(term_setup, accounts):
         term.archive_homes([outsider], scratch / "taken.tar.gz")
 
 
-def test_roster_script_runs_the_term_commands(capsys):
-    # roster.py delegates add-section, remove-term and reset-password to the term workflow.
-    assert roster.main(["reset-password", "nobody-x1"]) == 1
-    assert "username must be an existing course account, got 'nobody-x1'" in capsys.readouterr().err
-    assert roster.main(["remove-term", "../etc"]) == 1
+def test_roster_command_runs_the_term_commands(capsys):
+    # course-roster runs add-section, remove-term and reset-password through the term workflow.
+    assert roster_command.main(["reset-password", "nobody-x1"]) == 1
+    assert "course-roster: username must be an existing course account, got 'nobody-x1'" in capsys.readouterr().err
+    assert roster_command.main(["remove-term", "../etc"]) == 1
     assert "term must be 1-40 letters" in capsys.readouterr().err

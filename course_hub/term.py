@@ -1,16 +1,16 @@
 """Accounts for a term: add a section, archive and remove last term's students, reset a password.
 
-Built on the roster script (``deploy/roster.py``): accounts are made and removed by its
-functions, so the same checks apply (valid names, no system accounts, only course accounts
-removed). What the term workflow adds is a ledger of who was enrolled in which term and
-section (``/var/lib/dlcourse/enrolments.csv``, root-only), so that "remove last term" removes
-exactly the students of that term, and never one who is enrolled again this term.
+Built on :mod:`course_hub.roster`: accounts are made and removed by its functions, so the same
+checks apply (valid names, no system accounts, only course accounts removed). What the term
+workflow adds is a ledger of who was enrolled in which term and section (``enrolments.csv`` in
+the state folder, root-only), so that "remove last term" removes exactly the students of that
+term, and never one who is enrolled again this term.
 
-Usage (as root)::
+Usage (as root; see :mod:`course_hub.roster_command`)::
 
-    python deploy/roster.py add-section ROSTER.csv --term 2026-autumn --section A
-    python deploy/roster.py remove-term 2026-spring [--archive-dir /var/backups/dlcourse]
-    python deploy/roster.py reset-password USERNAME
+    course-roster add-section ROSTER.csv --term 2026-autumn --section A
+    course-roster remove-term 2026-spring [--archive-dir DIR]
+    course-roster reset-password USERNAME
 
 ``remove-term`` writes every removed student's home into one tarball
 (``<archive-dir>/<term>-homes-<time>.tar.gz``, mode 0600), checks that the tarball holds each
@@ -23,14 +23,11 @@ import pathlib
 import pwd
 import re
 import subprocess
-import sys
 import tarfile
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-import roster  # noqa: E402  (deploy/roster.py)
+from . import accounts, paths, roster
+from . import settings as course_settings
 
-DEFAULT_LEDGER = pathlib.Path("/var/lib/dlcourse/enrolments.csv")
-DEFAULT_ARCHIVE_DIR = pathlib.Path("/var/backups/dlcourse")
 LEDGER_FIELDS = ("username", "role", "term", "section", "added")
 #: Term and section names: letters, digits, '-', '_' and '.', as they end up in file names.
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
@@ -44,9 +41,14 @@ def _label(value, name):
     return value
 
 
-def read_ledger(ledger=DEFAULT_LEDGER):
+def default_ledger():
+    """The enrolment ledger of this server: ``enrolments.csv`` in the settings' state folder."""
+    return course_settings.for_this_server()["server"]["state_dir"] / paths.ENROLMENTS
+
+
+def read_ledger(ledger=None):
     """Return the enrolment rows (dicts with :data:`LEDGER_FIELDS`); none if there is no ledger."""
-    ledger = pathlib.Path(ledger)
+    ledger = pathlib.Path(ledger or default_ledger())
     if not ledger.exists():
         return []
     with ledger.open(newline="", encoding="utf-8") as handle:
@@ -55,7 +57,7 @@ def read_ledger(ledger=DEFAULT_LEDGER):
 
 def _write_ledger(rows, ledger):
     """Replace the ledger atomically (a crash leaves the old one or the new one, never half)."""
-    ledger = pathlib.Path(ledger)
+    ledger = pathlib.Path(ledger or default_ledger())
     ledger.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = ledger.with_name(ledger.name + ".new")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -66,7 +68,7 @@ def _write_ledger(rows, ledger):
     os.replace(temporary, ledger)
 
 
-def add_section(people, term, section, ledger=DEFAULT_LEDGER, password_file=None, groups=None):
+def add_section(people, term, section, ledger=None, password_file=None, groups=None):
     """Create the accounts of a section's roster and record them as enrolled in ``term``.
 
     Parameters
@@ -75,8 +77,8 @@ def add_section(people, term, section, ledger=DEFAULT_LEDGER, password_file=None
         The section's roster (``roster.read_roster``).
     term, section : str
         Labels such as ``"2026-autumn"`` and ``"A"``.
-    ledger : str or pathlib.Path
-        The enrolment ledger.
+    ledger : str or pathlib.Path, optional
+        The enrolment ledger (default: :func:`default_ledger`).
     password_file, groups
         Passed to ``roster.add_accounts``.
 
@@ -94,6 +96,7 @@ def add_section(people, term, section, ledger=DEFAULT_LEDGER, password_file=None
     _label(term, "term")
     _label(section, "section")
     result = roster.add_accounts(people, password_file=password_file, groups=groups)
+    ledger = ledger or default_ledger()
     rows = read_ledger(ledger)
     known = {(r["username"], r["term"], r["section"]) for r in rows}
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
@@ -107,7 +110,7 @@ def add_section(people, term, section, ledger=DEFAULT_LEDGER, password_file=None
     return {**result, "enrolled": enrolled}
 
 
-def students_to_remove(term, ledger=DEFAULT_LEDGER):
+def students_to_remove(term, ledger=None):
     """Students enrolled in ``term`` and in no other term of the ledger (sorted usernames)."""
     rows = read_ledger(ledger)
     in_term = {r["username"] for r in rows if r["term"] == term and r["role"] == "student"}
@@ -143,7 +146,7 @@ def archive_homes(usernames, archive):
     return archive
 
 
-def remove_term(term, ledger=DEFAULT_LEDGER, archive_dir=DEFAULT_ARCHIVE_DIR, groups=None):
+def remove_term(term, ledger=None, archive_dir=paths.ARCHIVE_DIR, groups=None):
     """Archive the homes of ``term``'s students, then remove their accounts.
 
     Students also enrolled in another term are kept; instructors are never removed by this.
@@ -152,8 +155,8 @@ def remove_term(term, ledger=DEFAULT_LEDGER, archive_dir=DEFAULT_ARCHIVE_DIR, gr
     ----------
     term : str
         The term whose students leave.
-    ledger : str or pathlib.Path
-        The enrolment ledger.
+    ledger : str or pathlib.Path, optional
+        The enrolment ledger (default: :func:`default_ledger`).
     archive_dir : str or pathlib.Path
         Where the tarball goes (created 0700 if missing).
     groups : dict, optional
@@ -165,6 +168,7 @@ def remove_term(term, ledger=DEFAULT_LEDGER, archive_dir=DEFAULT_ARCHIVE_DIR, gr
         ``{"archive": path or None, "removed": [...], "missing": [...]}``.
     """
     _label(term, "term")
+    ledger = ledger or default_ledger()
     names = students_to_remove(term, ledger)
     existing = []
     for name in names:
@@ -175,8 +179,7 @@ def remove_term(term, ledger=DEFAULT_LEDGER, archive_dir=DEFAULT_ARCHIVE_DIR, gr
             continue
     archive = None
     if existing:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        archive = archive_homes(existing, pathlib.Path(archive_dir) / f"{term}-homes-{stamp}.tar.gz")
+        archive = archive_homes(existing, pathlib.Path(archive_dir) / f"{term}-homes-{roster.timestamp()}.tar.gz")
     result = roster.remove_accounts(existing, groups=groups)
     gone = set(result["removed"]) | (set(names) - set(existing))
     _write_ledger([r for r in read_ledger(ledger) if not (r["term"] == term and r["username"] in gone)], ledger)
@@ -196,71 +199,20 @@ def reset_password(username, password_file=None, groups=None):
         account = pwd.getpwnam(username)
     except KeyError:
         raise roster.RosterError(f"username must be an existing course account, got {username!r}") from None
-    if account.pw_uid < roster.FIRST_REGULAR_UID or not any(
-        roster._in_group(username, group) for group in groups.values()
-    ):
+    if account.pw_uid < roster.FIRST_REGULAR_UID or not accounts.member_groups(username, groups.values()):
         raise roster.RosterError(
             f"username must be in the course groups {sorted(groups.values())}, got {username!r}; refused"
         )
     if password_file is None:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        password_file = roster.DEFAULT_PASSWORD_DIR / f"password-{username}-{stamp}.csv"
-    password_file = pathlib.Path(password_file)
-    password_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder, name = None, f"password-{username}-{roster.timestamp()}.csv"
+    else:
+        folder, name = pathlib.Path(password_file).parent, pathlib.Path(password_file).name
     try:
-        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise roster.RosterError(
-            f"password_file must be a new file, got the existing {str(password_file)!r}") from None
+        password_file, handle = roster.new_secret_file(folder, name)
+    except FileExistsError as exc:
+        raise roster.RosterError(f"password_file must be a new file, got the existing {exc.filename!r}") from None
     password = roster.generate_password()
-    subprocess.run(["chpasswd"], input=f"{username}:{password}\n", text=True, check=True, capture_output=True)
-    with os.fdopen(descriptor, "w") as handle:
+    with handle:
+        subprocess.run(["chpasswd"], input=f"{username}:{password}\n", text=True, check=True, capture_output=True)
         handle.write(f"username,password\n{username},{password}\n")
     return {"password": password, "password_file": password_file}
-
-
-def main(argv=None):
-    """Command line: ``add-section``, ``remove-term``, ``reset-password`` (as root)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="roster.py", description="Course accounts for a term.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    add = commands.add_parser("add-section", help="create a section's accounts, enrolled in a term")
-    add.add_argument("roster")
-    add.add_argument("--term", required=True)
-    add.add_argument("--section", required=True)
-    add.add_argument("--password-file", default=None)
-    add.add_argument("--ledger", default=str(DEFAULT_LEDGER))
-    remove = commands.add_parser("remove-term", help="archive the homes of a term's students, then remove them")
-    remove.add_argument("term")
-    remove.add_argument("--archive-dir", default=str(DEFAULT_ARCHIVE_DIR))
-    remove.add_argument("--ledger", default=str(DEFAULT_LEDGER))
-    reset = commands.add_parser("reset-password", help="give one account a new password")
-    reset.add_argument("username")
-    reset.add_argument("--password-file", default=None)
-    args = parser.parse_args(argv)
-    try:
-        if os.geteuid() != 0:
-            raise roster.RosterError("run as root: changing accounts needs it")
-        if args.command == "add-section":
-            result = add_section(roster.read_roster(args.roster), args.term, args.section,
-                                 ledger=args.ledger, password_file=args.password_file)
-            print(f"{args.term}/{args.section}: {len(result['enrolled'])} enrolled, "
-                  f"{len(result['created'])} account(s) created")
-            if result["password_file"]:
-                print(f"passwords of the new accounts: {result['password_file']} (root only)")
-        elif args.command == "remove-term":
-            result = remove_term(args.term, ledger=args.ledger, archive_dir=args.archive_dir)
-            print(f"{args.term}: removed {len(result['removed'])} student(s)"
-                  + (f"; their homes are in {result['archive']}" if result["archive"] else ""))
-        else:
-            result = reset_password(args.username, password_file=args.password_file)
-            print(f"new password for {args.username} in {result['password_file']} (root only)")
-    except roster.RosterError as exc:
-        print(f"roster.py: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,7 +5,7 @@ git runs the hook in the bare repository with one line per updated ref on standa
 everything the hook wrote (prefixed ``remote:``). The pushed objects sit in quarantine until
 then, so a refused push leaves the repository exactly as it was.
 
-The installed hook (see :func:`course_admin.repository.install_hook`) is a three-line
+The installed hook (see :func:`course_hub.repository.install_hook`) is a three-line
 script that imports this module with the course's interpreter.
 """
 import os

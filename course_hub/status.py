@@ -1,7 +1,7 @@
 """Who is on the course server: servers, last activity, memory per student.
 
 Run by an instructor in a terminal of their hub server (the hub gives instructors' servers a
-token that may list students, see ``course_admin.hub_hooks``)::
+token that may list students, see ``course_hub.hooks``)::
 
     course-status                 # a table
     course-status --json          # for scripts
@@ -19,10 +19,9 @@ import sys
 import urllib.error
 import urllib.request
 
-try:
-    import psutil
-except ImportError:  # the command still lists users and activity without it
-    psutil = None
+import psutil
+
+from . import settings as course_settings
 
 PAGE = 200
 
@@ -74,10 +73,16 @@ def fetch_users(api_url, token, timeout=30):
         offset = nxt["offset"]
 
 
+def default_api_url():
+    """``$JUPYTERHUB_API_URL`` (set in every server the hub starts), else this server's hub API."""
+    url = os.environ.get("JUPYTERHUB_API_URL")
+    if url:
+        return url
+    return f"http://127.0.0.1:{course_settings.for_this_server()['server']['hub_api_port']}/hub/api"
+
+
 def memory_by_user():
     """Return ``{username: (resident bytes, process count)}`` over this machine's processes."""
-    if psutil is None:
-        return {}
     totals = {}
     names = {}
     for proc in psutil.process_iter(["uids", "memory_info"]):
@@ -175,13 +180,14 @@ def format_table(rows):
 def main(argv=None):
     """Command-line entry point (``course-status``)."""
     parser = argparse.ArgumentParser(prog="course-status", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--api-url", default=os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"))
+    parser.add_argument("--api-url", default=None,
+                        help="the hub's API (default: $JUPYTERHUB_API_URL, else this server's hub)")
     parser.add_argument("--token", default=os.environ.get("JUPYTERHUB_API_TOKEN"))
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args(argv)
     try:
-        rows = build_rows(fetch_users(args.api_url, args.token), memory_by_user())
-    except StatusError as exc:
+        rows = build_rows(fetch_users(args.api_url or default_api_url(), args.token), memory_by_user())
+    except (StatusError, course_settings.SettingsError) as exc:
         print(f"course-status: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))

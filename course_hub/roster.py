@@ -1,51 +1,37 @@
 """Course accounts from a roster: add students and instructors, remove them.
 
 A roster is a CSV file with a header row ``username,full_name,role`` and one row per person;
-``role`` is ``student`` or ``instructor``. Usage (as root)::
+``role`` is ``student`` or ``instructor``.
 
-    python deploy/roster.py check  ROSTER.csv
-    python deploy/roster.py add    ROSTER.csv [--password-file PATH]
-    python deploy/roster.py remove ROSTER.csv        # or: remove --user NAME [--user NAME ...]
-    python deploy/roster.py add-section ROSTER.csv --term T --section S   # the term workflow:
-    python deploy/roster.py remove-term T          # homes archived, then accounts removed
-    python deploy/roster.py reset-password NAME    # (deploy/course_admin/term.py)
+:func:`add_accounts` creates each missing account with a private home (mode 0700: Debian's
+``useradd -m`` makes 0755 homes, which would let students read each other's work), puts it in
+the course group of its role, gives it a generated password, and writes the new passwords once
+to a root-only file (mode 0600). Accounts that already exist are left as they are. The whole
+roster is checked before anything changes: a bad username, an unknown role or a duplicate row
+stops the run with a message naming the line, and no account is touched.
 
-``add`` creates each missing account with a private home (mode 0700: Debian's ``useradd -m``
-makes 0755 homes, which would let students read each other's work), puts it in the course group
-of its role, gives it a generated password, and writes the new passwords once to a root-only
-file (mode 0600). Accounts that already exist are left as they are. The whole roster is checked
-before anything changes: a bad username, an unknown role or a duplicate row stops the run with a
-message naming the line, and no account is touched.
-
-The functions are importable (the term workflow and the hub tests use them): :func:`read_roster`,
-:func:`validate_roster`, :func:`add_accounts`, :func:`remove_accounts`.
+The term workflow (:mod:`course_hub.term`) is built on these functions; the command line of
+both is ``course-roster`` (:mod:`course_hub.roster_command`).
 """
-import argparse
 import csv
 import datetime
-import grp
 import os
 import pathlib
 import pwd
 import re
 import secrets
-import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import hub_settings  # noqa: E402  (deploy/hub_settings.py)
+from . import accounts
+from . import settings as course_settings
 
-#: The term workflow's commands (add-section, remove-term, reset-password): deploy/course_admin/term.py.
-TERM_COMMANDS = ("add-section", "remove-term", "reset-password")
 ROLES = ("student", "instructor")
 HEADER = ("username", "full_name", "role")
 #: Debian's default NAME_REGEX, at most 32 characters (the utmp limit).
 USERNAME_PATTERN = re.compile(r"^[a-z][-a-z0-9_]{0,31}$")
 #: Accounts below this uid belong to the system; the roster never touches them.
 FIRST_REGULAR_UID = 1000
-DEFAULT_PASSWORD_DIR = pathlib.Path("/var/lib/dlcourse")
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/l/I
 PASSWORD_LENGTH = 14
 
@@ -70,14 +56,14 @@ def course_groups(settings=None):
     Parameters
     ----------
     settings : dict or None
-        Loaded hub settings; read from ``deploy/hub-settings.yaml`` when None.
+        Loaded hub settings (default: this server's, ``course_hub.settings.for_this_server``).
 
     Returns
     -------
     dict
         Unix group name for each role.
     """
-    settings = settings or hub_settings.load_settings()
+    settings = settings or course_settings.for_this_server()
     return {"student": settings["groups"]["students"], "instructor": settings["groups"]["instructors"]}
 
 
@@ -181,13 +167,26 @@ def generate_password(length=PASSWORD_LENGTH):
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
 
 
-def ensure_groups(groups):
-    """Create the Unix groups named in ``groups`` (a role -> name dict) that are missing."""
-    for name in groups.values():
-        try:
-            grp.getgrnam(name)
-        except KeyError:
-            subprocess.run(["groupadd", name], check=True)
+def new_secret_file(folder, name):
+    """Open a new file for passwords in ``folder`` (made 0700 if missing), mode 0600, never reused.
+
+    ``folder`` None means this server's state folder. Returns ``(path, writable file)``.
+
+    Raises
+    ------
+    FileExistsError
+        If the file exists already.
+    """
+    folder = pathlib.Path(folder) if folder else course_settings.for_this_server()["server"]["state_dir"]
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / name
+    # Created 0600 before any password is in it; O_EXCL so an existing file is never reused.
+    return path, os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w")
+
+
+def timestamp():
+    """Now, for file names: ``20261128-142501``."""
+    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 def add_accounts(people, password_file=None, groups=None):
@@ -199,8 +198,8 @@ def add_accounts(people, password_file=None, groups=None):
         Validated or not: they are validated again before any change.
     password_file : str or pathlib.Path or None
         Where to write the new accounts' passwords (``username,password`` lines). It must not
-        exist; it is created with mode 0600. Default: a time-stamped file in
-        ``/var/lib/dlcourse``. Not written when no account is new.
+        exist; it is created with mode 0600. Default: a time-stamped file in the state
+        folder (the settings' ``server.state_dir``). Not written when no account is new.
     groups : dict or None
         Unix group of each role (default: from the hub settings).
 
@@ -225,25 +224,24 @@ def add_accounts(people, password_file=None, groups=None):
             new.append(person)
             continue
         group = groups[person.role]
-        if not _in_group(person.username, group):
+        if not accounts.is_member(person.username, group):
             raise RosterError(
                 f"user {person.username!r}: an account of that name exists but is not in group {group!r};"
                 " refused (nothing changed)"
             )
         existing.append(person.username)
     if password_file is None:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        password_file = DEFAULT_PASSWORD_DIR / f"passwords-{stamp}.csv"
-    password_file = pathlib.Path(password_file)
-    if new and password_file.exists():
-        raise RosterError(f"password_file: expected a new file, got the existing {str(password_file)!r}")
+        folder, name = None, f"passwords-{timestamp()}.csv"
+    else:
+        folder, name = pathlib.Path(password_file).parent, pathlib.Path(password_file).name
     created = {}
     if new:
-        ensure_groups(groups)
-        password_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Created 0600 before any password is in it; O_EXCL so an existing file is never reused.
-        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
+        try:
+            password_file, handle = new_secret_file(folder, name)
+        except FileExistsError as exc:
+            raise RosterError(f"password_file: expected a new file, got the existing {exc.filename!r}") from None
+        accounts.ensure_groups(groups.values())
+        with handle:
             handle.write("username,password\n")
             for person in new:
                 password = generate_password()
@@ -267,15 +265,6 @@ def _create_account(person, group, password):
     # Older useradd ignores HOME_MODE: make sure, whatever the login.defs says.
     os.chmod(pwd.getpwnam(person.username).pw_dir, 0o700)
     subprocess.run(["chpasswd"], input=f"{person.username}:{password}\n", text=True, check=True, capture_output=True)
-
-
-def _in_group(username, group):
-    """Whether Unix user ``username`` is a member of ``group``."""
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        return False
-    return gid in os.getgrouplist(username, pwd.getpwnam(username).pw_gid)
 
 
 def remove_accounts(usernames, groups=None):
@@ -308,83 +297,13 @@ def remove_accounts(usernames, groups=None):
         except KeyError:
             missing.append(name)
             continue
-        if not any(_in_group(name, group) for group in groups.values()):
+        if not accounts.member_groups(name, groups.values()):
             raise RosterError(
                 f"usernames: {name!r} is not in the course groups {sorted(groups.values())}; refused (nothing removed)"
             )
         present.append(name)
     for name in present:
         # A logged-in user's processes would make userdel refuse: stop them first.
-        _kill_processes_of(pwd.getpwnam(name).pw_uid)
+        accounts.stop_processes_of(name)
         subprocess.run(["userdel", "--remove", name], check=True, capture_output=True)
     return {"removed": present, "missing": missing}
-
-
-def _kill_processes_of(uid):
-    """Send SIGKILL to every process whose real uid is ``uid`` (found in /proc, killed by pid)."""
-    for entry in pathlib.Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue  # the process ended meanwhile
-        match = re.search(r"^Uid:\s+(\d+)", status, re.MULTILINE)
-        if match and int(match.group(1)) == uid:
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def main(argv=None):
-    """Command line entry point; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in TERM_COMMANDS:
-        from course_admin import term  # deploy/course_admin/term.py: the term workflow
-
-        return term.main(argv)
-    parser = argparse.ArgumentParser(description="Course accounts from a roster CSV (username,full_name,role).")
-    commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("check", help="validate a roster, change nothing")
-    check.add_argument("roster")
-    add = commands.add_parser("add", help="create the roster's missing accounts")
-    add.add_argument("roster")
-    add.add_argument("--password-file", default=None, help="new file for the passwords (mode 0600)")
-    remove = commands.add_parser("remove", help="delete accounts and their homes")
-    remove.add_argument("roster", nargs="?")
-    remove.add_argument("--user", action="append", default=[], help="an account to remove (repeatable)")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "check":
-            people = read_roster(args.roster)
-            print(f"{args.roster}: {len(people)} valid row(s)")
-        elif args.command == "add":
-            _require_root()
-            result = add_accounts(read_roster(args.roster), args.password_file)
-            print(f"created {len(result['created'])} account(s), {len(result['existing'])} already existed")
-            if result["password_file"]:
-                print(f"passwords of the new accounts: {result['password_file']} (root only; hand them out, then delete it)")
-        else:
-            _require_root()
-            names = list(args.user)
-            if args.roster:
-                names += [person.username for person in read_roster(args.roster)]
-            if not names:
-                raise RosterError("remove: expected a roster file or --user NAME, got neither")
-            result = remove_accounts(names)
-            print(f"removed {len(result['removed'])} account(s); {len(result['missing'])} did not exist")
-    except RosterError as exc:
-        print(f"roster.py: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _require_root():
-    """Refuse to change accounts unless running as root."""
-    if os.geteuid() != 0:
-        raise RosterError("run as root: adding or removing accounts needs it")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Run git and read trees: the few operations the instructor tools share."""
+"""Run git and read trees: the one git helper of the hub's code (repository, gate, publish, take-back)."""
 import io
 import os
 import subprocess

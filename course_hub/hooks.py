@@ -1,0 +1,195 @@
+"""The hooks ``jupyterhub_config.py`` wires in: who is in which course group, what is synced
+before a server starts, what an instructor's server may do.
+
+- :func:`make_course_groups_hook`: a post-authentication hook that copies the user's course
+  Unix groups into the hub's groups, so RBAC roles granted to a group apply.
+- :func:`make_course_sync_hook`: a pre-spawn hook that syncs ``~/course`` from the course
+  repository with nbgitpuller, as the student, before their server starts.
+- :func:`make_instructor_spawn_hook`: before an instructor's server starts, make sure they
+  have a working copy of the course repository (``~/course-edit``) and open it.
+- :func:`make_server_token_scopes`: the ``$JUPYTERHUB_API_TOKEN`` of an instructor's server
+  may also list students and read their activity and servers (what ``course-status`` needs);
+  students' servers keep JupyterHub's default ("post activity only").
+- :func:`chain_hooks`: run several pre-spawn hooks in order.
+"""
+import asyncio
+import inspect
+import os
+import pwd
+import sys
+
+from jupyterhub.spawner import set_user_setuid
+
+from . import accounts, repository
+
+#: How long a course sync may take before the server starts without it.
+SYNC_TIMEOUT_SECONDS = 120
+#: JupyterHub's default scopes for a server's own token (its built-in ``server`` role).
+SERVER_DEFAULT_SCOPES = ("users:activity!user", "access:servers!server")
+
+
+def make_course_groups_hook(course_groups):
+    """Build a post-authentication hook that reports the user's course groups to the hub.
+
+    With ``Authenticator.manage_groups = True`` the hub sets its group membership from the
+    ``groups`` field of the authentication model; PAM does not fill that field, so this hook
+    does, from the Unix groups (only the course's groups, not ``sudo`` or ``users``).
+
+    Parameters
+    ----------
+    course_groups : iterable of str
+        Unix group names that have a meaning on the hub.
+
+    Returns
+    -------
+    callable
+        ``hook(authenticator, handler, auth_model) -> auth_model``.
+    """
+    course_groups = tuple(course_groups)
+
+    def course_groups_hook(authenticator, handler, auth_model):
+        auth_model["groups"] = accounts.member_groups(auth_model["name"], course_groups)
+        return auth_model
+
+    return course_groups_hook
+
+
+def make_course_sync_hook(repository_path, branch, target_name, git_config_system=None):
+    """Build a pre-spawn hook that syncs the student's copy of the course.
+
+    The hook runs nbgitpuller (``python -m nbgitpuller.pull``) as the student, with the
+    student's home and groups, so every file it writes belongs to them. nbgitpuller clones on
+    the first login and afterwards merges upstream changes, keeping the student's edits.
+    A failed sync is logged and the server starts anyway, with the copy the student has.
+
+    Parameters
+    ----------
+    repository_path : str
+        Path of the course's git repository on this machine.
+    branch : str
+        Branch to follow.
+    target_name : str
+        Folder inside the student's home (``course`` gives ``~/course``).
+    git_config_system : str or None
+        A git system configuration file to use instead of git's own (tests set one that marks
+        their repository as a ``safe.directory``).
+
+    Returns
+    -------
+    callable
+        ``async hook(spawner)``, for ``Spawner.pre_spawn_hook``.
+    """
+
+    async def sync_course(spawner):
+        username = spawner.user.name
+        home = pwd.getpwnam(username).pw_dir
+        target = os.path.join(home, target_name)
+        env = {
+            "HOME": home,
+            "USER": username,
+            "LOGNAME": username,
+            "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            # A full clone: later merges need the history, and a local path ignores depth.
+            "NBGITPULLER_DEPTH": "0",
+        }
+        if git_config_system:
+            env["GIT_CONFIG_SYSTEM"] = git_config_system
+        command = [sys.executable, "-m", "nbgitpuller.pull", repository_path, branch, target]
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                env=env,
+                cwd=home,
+                preexec_fn=set_user_setuid(username),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        except OSError as exc:
+            spawner.log.warning("course sync for %s could not start: %s", username, exc)
+            return
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), SYNC_TIMEOUT_SECONDS)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+            spawner.log.warning(
+                "course sync for %s took over %s s; starting without it", username, SYNC_TIMEOUT_SECONDS
+            )
+            return
+        if process.returncode == 0:
+            spawner.log.info("course synced into %s", target)
+        else:
+            tail = output.decode(errors="replace").strip().splitlines()[-5:]
+            spawner.log.warning(
+                "course sync for %s failed (exit %s): %s", username, process.returncode, " | ".join(tail)
+            )
+
+    return sync_course
+
+
+def make_instructor_spawn_hook(course_repo, instructors_group, folder="course-edit"):
+    """Build a pre-spawn hook giving instructors their working copy and opening it.
+
+    Parameters
+    ----------
+    course_repo : str
+        The bare course repository instructors publish to.
+    instructors_group : str
+        The instructors' Unix group.
+    folder : str
+        The working copy's folder in the instructor's home.
+
+    Returns
+    -------
+    callable
+        ``async hook(spawner)``; does nothing for students.
+    """
+
+    async def instructor_workspace(spawner):
+        name = spawner.user.name
+        if not accounts.is_member(name, instructors_group):
+            return
+        home = pwd.getpwnam(name).pw_dir
+        target = os.path.join(home, folder)
+        try:
+            made = await asyncio.get_running_loop().run_in_executor(
+                None, repository.ensure_workspace, name, course_repo, target)
+        except Exception as exc:  # the server must still start: the instructor can clone by hand
+            spawner.log.warning("working copy for instructor %s not made: %s", name, exc)
+            return
+        if made:
+            spawner.log.info("made the working copy %s for instructor %s", target, name)
+        spawner.default_url = f"/tree/{folder}"
+
+    return instructor_workspace
+
+
+def make_server_token_scopes(instructors_group, instructor_scopes):
+    """Build ``Spawner.server_token_scopes``: more scopes for instructors' servers only.
+
+    The hub grants a token only the subset of these scopes its owner holds, so this never
+    gives anyone more than their roles do.
+    """
+    extra = tuple(instructor_scopes)
+
+    def server_token_scopes(spawner):
+        scopes = list(SERVER_DEFAULT_SCOPES)
+        if accounts.is_member(spawner.user.name, instructors_group):
+            scopes.extend(extra)
+        return scopes
+
+    return server_token_scopes
+
+
+def chain_hooks(*hooks):
+    """Return one pre-spawn hook that runs ``hooks`` in order (each sync or async)."""
+
+    async def chained(spawner):
+        for hook in hooks:
+            result = hook(spawner)
+            if inspect.isawaitable(result):
+                await result
+
+    return chained

@@ -1,0 +1,288 @@
+"""``course-hub``: start the course hub with sane signals, from its state folder, optionally supervised.
+
+::
+
+    course-hub                  # run the hub in the foreground (what the systemd unit starts)
+    course-hub --background     # start a supervised hub and return at once (what rc.local runs)
+    course-hub --stop           # stop the hub --background started
+    course-hub --supervise      # run the hub, restarting it after a crash
+
+Options ``--config FILE`` (default: the installed ``jupyterhub_config.py``) and
+``--pidfile FILE`` (default: the settings' ``server.pidfile``). The log of ``--background``
+is the settings' ``server.log``.
+
+Why a launcher: a process put in the background by a non-interactive shell (``rc.local``, a test)
+starts with SIGINT and SIGQUIT ignored, and its children inherit that; the hub then cannot be
+interrupted and its idle culler stops slowly. This resets them, leaves the caller's session
+(so the end of the boot script does not hang up the hub), runs the hub from its state folder
+(made mode 0700) with the virtualenv's ``bin`` first on ``PATH``, stops the managed services
+(the idle culler) a crashed hub left running, and
+with ``--supervise`` restarts the hub when it dies abnormally, which is what systemd's
+``Restart=always`` does where systemd runs.
+
+SIGTERM or SIGINT to the launcher stops the hub (students' servers keep running:
+``cleanup_servers = False``) and then the launcher, which removes its pid file.
+"""
+import argparse
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+from . import paths
+from . import settings as course_settings
+
+#: Restart delays grow from the first to the last after crashes in a row.
+FIRST_DELAY_SECONDS, LAST_DELAY_SECONDS = 1, 30
+#: A hub that ran this long before dying counts as healthy: the delay starts over.
+HEALTHY_RUN_SECONDS = 60
+#: How long ``--stop`` waits for the hub to stop before it says so.
+STOP_TIMEOUT_SECONDS = 60
+#: What marks a supervising launcher in its command line (see :func:`running_launcher`).
+LAUNCHER_MODULE = "course_hub.launcher"
+
+
+def reset_signals():
+    """Give SIGINT, SIGQUIT, SIGTERM and SIGHUP their default actions (not 'ignored')."""
+    for number in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
+def _read_proc(pid, name):
+    try:
+        return pathlib.Path(f"/proc/{pid}/{name}").read_bytes()
+    except OSError:
+        return b""
+
+
+def _parent(pid):
+    """The parent pid of ``pid`` (/proc/PID/stat, field 4), or 0."""
+    stat = _read_proc(pid, "stat")
+    return int(stat.rsplit(b")", 1)[1].split()[1]) if stat else 0
+
+
+def orphaned_services(hub_api_port):
+    """Pids of managed services (the idle culler) of the hub on ``hub_api_port`` whose hub is gone.
+
+    A hub stops its services when it shuts down; a hub that crashed cannot, and its culler
+    would live on beside the next hub's. Such a service carries ``JUPYTERHUB_SERVICE_NAME`` and
+    this hub's API address in its environment, and its parent is no longer a hub.
+    """
+    marker = f"JUPYTERHUB_API_URL=http://127.0.0.1:{hub_api_port}/".encode()
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        environ = b"\0" + _read_proc(entry.name, "environ")
+        if b"\0JUPYTERHUB_SERVICE_NAME=" not in environ or b"\0" + marker not in environ:
+            continue
+        if b"jupyterhub" not in _read_proc(_parent(entry.name), "cmdline"):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_pids(pids, grace=10):
+    """SIGTERM ``pids``, then SIGKILL those still there after ``grace`` seconds."""
+    for number in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, number)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(pathlib.Path(f"/proc/{pid}").exists() for pid in pids):
+            time.sleep(0.2)
+    return pids
+
+
+def stop_orphaned_services(hub_api_port, log=print):
+    """Stop the services a crashed hub on ``hub_api_port`` left running; return their pids."""
+    stopped = stop_pids(orphaned_services(hub_api_port))
+    if stopped:
+        log(f"course-hub: stopped services the crashed hub left running: {stopped}", flush=True)
+    return stopped
+
+
+def hub_command(config):
+    """The command that runs JupyterHub with ``config``, from this interpreter's virtualenv."""
+    return [str(pathlib.Path(sys.executable).parent / "jupyterhub"), "-f", str(config)]
+
+
+def put_virtualenv_first_on_path(environ=os.environ):
+    """Put this interpreter's virtualenv ``bin`` first on ``PATH`` for the hub and what it starts
+    (the proxy's launcher finds its interpreter through ``PATH``); return the new value."""
+    first = str(pathlib.Path(sys.executable).parent)
+    rest = [entry for entry in environ.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(os.pathsep)
+            if entry and entry != first]
+    environ["PATH"] = os.pathsep.join([first, *rest])
+    return environ["PATH"]
+
+
+def supervise(command, hub_api_port, log=print):
+    """Run ``command`` until it exits cleanly or the launcher is told to stop.
+
+    Parameters
+    ----------
+    command : list of str
+        The hub's command line.
+    hub_api_port : int
+        The hub's API port, which tells its services from other hubs'.
+    log : callable
+        Where progress messages go.
+
+    Returns
+    -------
+    int
+        The hub's last exit status.
+    """
+    stopping = False
+    child = None
+
+    def forward(number, _frame):
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(number)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    delay = FIRST_DELAY_SECONDS
+    while True:
+        started = time.monotonic()
+        # Handlers installed above become SIG_DFL in the child at exec: the hub gets defaults.
+        child = subprocess.Popen(command)
+        status = child.wait()
+        if stopping or status == 0:
+            return status
+        stop_orphaned_services(hub_api_port, log)
+        if time.monotonic() - started > HEALTHY_RUN_SECONDS:
+            delay = FIRST_DELAY_SECONDS
+        log(f"course-hub: the hub exited with status {status}; restarting in {delay} s", flush=True)
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline and not stopping:
+            time.sleep(0.2)
+        if stopping:
+            return status
+        delay = min(2 * delay, LAST_DELAY_SECONDS)
+
+
+def running_launcher(pidfile):
+    """The pid in ``pidfile`` if it is a live supervising launcher (a stale file may name a
+    recycled pid), else None."""
+    try:
+        pid = int(pathlib.Path(pidfile).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    cmdline = _read_proc(pid, "cmdline")
+    stat = _read_proc(pid, "stat")
+    if LAUNCHER_MODULE.encode() not in cmdline or not stat or stat.rsplit(b")", 1)[1].split()[0] == b"Z":
+        return None
+    return pid
+
+
+def start_in_background(config, pidfile, log_path):
+    """Start a supervised hub detached from the caller, unless one runs; return at once.
+
+    Returns
+    -------
+    tuple
+        ``(pid, started)``: the launcher's pid, and whether this call started it.
+    """
+    running = running_launcher(pidfile)
+    if running:
+        return running, False
+    pidfile, log_path = pathlib.Path(pidfile), pathlib.Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", LAUNCHER_MODULE, "--supervise", "--config", str(config), "--pidfile", str(pidfile)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd="/", start_new_session=True,
+        )
+    pidfile.write_text(f"{child.pid}\n")
+    return child.pid, True
+
+
+def stop_background(pidfile, timeout=STOP_TIMEOUT_SECONDS):
+    """Stop the supervised hub whose launcher ``pidfile`` names; return its pid, or None if none ran.
+
+    Raises
+    ------
+    TimeoutError
+        If the launcher is still there after ``timeout`` seconds.
+    """
+    pid = running_launcher(pidfile)
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while running_launcher(pidfile) == pid:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the course hub (pid {pid}) did not stop within {timeout} s")
+        time.sleep(0.2)
+    return pid
+
+
+def prepare_state_dir(state_dir):
+    """Create the state folder (mode 0700) if needed, make it the working folder; return it."""
+    state_dir = pathlib.Path(state_dir)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+    os.chdir(state_dir)
+    return state_dir
+
+
+def main(argv=None):
+    """Parse the options and do what they say; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="course-hub", description="Start the course hub.")
+    parser.add_argument("--config", default=str(paths.HUB_CONFIG), help="jupyterhub_config.py to use")
+    parser.add_argument("--pidfile", default=None, help="the launcher's pid file (default: the settings')")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--supervise", action="store_true", help="restart the hub after a crash")
+    mode.add_argument("--background", action="store_true", help="start a supervised hub, return at once")
+    mode.add_argument("--stop", action="store_true", help="stop the hub --background started")
+    args = parser.parse_args(argv)
+    try:
+        server = course_settings.for_this_server()["server"]
+    except course_settings.SettingsError as exc:
+        print(f"course-hub: {exc}", file=sys.stderr)
+        return 2
+    pidfile = pathlib.Path(args.pidfile) if args.pidfile else server["pidfile"]
+    if args.background:
+        pid, started = start_in_background(args.config, pidfile, server["log"])
+        print(f"course-hub: started the course hub (pid {pid}), log in {server['log']}" if started
+              else f"course-hub: the course hub already runs (pid {pid}); not starting another")
+        return 0
+    if args.stop:
+        try:
+            pid = stop_background(pidfile)
+        except TimeoutError as exc:
+            print(f"course-hub: {exc}", file=sys.stderr)
+            return 1
+        print(f"course-hub: stopped the course hub (pid {pid})" if pid
+              else f"course-hub: no course hub runs ({pidfile} names none)")
+        return 0
+    reset_signals()
+    try:
+        os.setsid()  # leave the caller's session: a hang-up at the end of boot is not ours
+    except PermissionError:
+        pass  # already a session or group leader (e.g. started by systemd): nothing to leave
+    prepare_state_dir(server["state_dir"])
+    put_virtualenv_first_on_path()
+    stop_orphaned_services(server["hub_api_port"])
+    command = hub_command(args.config)
+    if not args.supervise:
+        os.execv(command[0], command)
+    if args.pidfile:
+        pidfile.write_text(f"{os.getpid()}\n")
+    try:
+        return supervise(command, server["hub_api_port"])
+    finally:
+        if args.pidfile and pidfile.exists() and pidfile.read_text().strip() == str(os.getpid()):
+            pidfile.unlink()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
