@@ -57,9 +57,9 @@ def test_bptt_matches_pytorch_autograd(name):
 # --------------------------------------------------------------------------------------------
 #: The cells pinned here: both regimes (teachers course_lib.rnn.TABLE_REGIMES), lengths 2 and
 #: 10, after 500 epochs, trained one update per sequence side by side by train_many (four
-#: networks in one: 250,000 updates, about 20 s of CPU, under a minute on a busy machine). The
-#: 1500-epoch cells match as well (notebook 04 shows the whole table, within 3 % but for
-#: length 100) but cost three times as much, and length 100 several times more again: they
+#: networks in one: 250,000 updates, about 25 s of CPU, under a minute on a busy machine). The
+#: other cells match as well (notebook 04 shows the whole table: every cell within 3.2 %), but
+#: the 1500-epoch cells cost three times as much, and length 100 several times more again: they
 #: stay in bench/rnn_table.py and the notebook.
 PINNED_LENGTHS = (2, 10)
 EPOCHS = 500
