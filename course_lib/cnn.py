@@ -12,7 +12,6 @@ Three layers of ideas, from the most readable to the fastest:
 """
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from course_lib import fast_layers
 from course_lib._checks import as_float_array, as_labels, non_negative_float, one_of, positive_int
@@ -563,6 +562,10 @@ class SimpleCNN:
 
         n_batches = -(-len(X) // batch_size)
         n_steps, step = epochs * n_batches, 0
+        # tqdm.auto picks the notebook widget bar; imported here because it loads ipywidgets,
+        # which a student who only predicts never needs.
+        from tqdm.auto import tqdm
+
         bar = tqdm(total=epochs * n_batches, desc="training", unit="batch", disable=not progress)
         with bar:
             for epoch in range(epochs):

@@ -57,8 +57,10 @@ import tempfile
 import warnings
 
 import numpy as np
-import scipy.io
-import scipy.sparse
+
+# scipy.io and scipy.sparse are imported where a file is read or written: together they take
+# longer to import than the rest of course_lib, and `import course_lib` runs in every
+# student's first cell (see README, "Sizing the server").
 
 __all__ = ["MatFileError", "OldStyleObject", "StructArray", "load_mat", "mat_file_version",
            "save_mat"]
@@ -326,6 +328,7 @@ def _load_classic_mat(path, version, squeeze):
 
 def _scipy_variables(path, version, mat_dtype):
     """The variables of a v4/v6/v7 file as :func:`scipy.io.loadmat` returns them."""
+    import scipy.io
     try:
         with warnings.catch_warnings():
             # mat_dtype=True drops imaginary parts, with a warning; _in_class restores them
@@ -448,6 +451,7 @@ class _Converter:
     # -- scipy (v4, v6, v7) -------------------------------------------------------------------
     def classic(self, stored, typed, variable):
         """Convert one value as scipy.io.loadmat(squeeze_me=False) returns it both ways."""
+        import scipy.sparse
         from scipy.io.matlab import MatlabFunction, MatlabObject, MatlabOpaque
 
         if scipy.sparse.issparse(stored):
@@ -568,6 +572,7 @@ class _Converter:
         return self.struct_array(dicts, names)
 
     def _hdf5_sparse(self, group, matlab_class, variable):
+        import scipy.sparse
         # MATLAB's own compressed-column form: row indices "ir", column starts "jc", values
         # "data" (absent when the matrix has no non-zeros); MATLAB_sparse is the row count.
         rows = int(np.asarray(group.attrs["MATLAB_sparse"]))
@@ -681,6 +686,7 @@ def _writeable(value, where):
 
     Raises ValueError naming ``where`` for a value MATLAB cannot hold.
     """
+    import scipy.sparse
     if isinstance(value, OldStyleObject):
         from scipy.io.matlab import MatlabObject
 
@@ -753,6 +759,7 @@ def _exact_double(value, where):
 
 
 def _writeable_sparse(matrix, where):
+    import scipy.sparse
     if matrix.dtype not in (np.float64, np.complex128):
         raise ValueError(
             f"{where}: MATLAB sparse matrices are double (or logical, which MATLAB, Octave and "
@@ -803,6 +810,7 @@ def _mat_path(path):
 
 def _write_atomically(path, variables):
     """Write ``variables`` with scipy into a temporary file beside ``path``, then rename it."""
+    import scipy.io
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
                                              dir=path.parent)
     try:

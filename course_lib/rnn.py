@@ -34,7 +34,6 @@ arithmetic is float64. Inputs are checked once, where a user hands them in (``fo
 ``loss_and_grads``, ``train``, ...), not again at every update.
 """
 import numpy as np
-from scipy.special import expit
 
 from ._checks import as_float_array, non_negative_float, one_of, positive_int
 from .optim import check_momentum, clip_scale, gradient_norm, sgd_momentum_step
@@ -65,6 +64,10 @@ _LOSSES = ("last", "all")
 
 def sigmoid(z):
     """Logistic function ``1 / (1 + exp(-z))``, without overflow for large ``|z|``."""
+    # scipy.special is imported here, not with the module: it costs more than the rest of
+    # course_lib to import, and `import course_lib` runs in every student's first cell.
+    from scipy.special import expit
+
     return expit(z)
 
 

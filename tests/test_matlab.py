@@ -908,7 +908,7 @@ def test_failed_save_writes_nothing_half_way(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     # A real disk-full error cannot be caused here: scipy's writer is replaced by one that fails.
-    monkeypatch.setattr(matlab.scipy.io, "savemat", broken_savemat)
+    monkeypatch.setattr(scipy.io, "savemat", broken_savemat)
     with pytest.raises(OSError, match="disk full"):
         save_mat(path, {"x": 1.0})
     assert path.read_bytes() == b"previous file"
