@@ -162,16 +162,19 @@ if [ "$start_hub" -eq 0 ]; then
     log "set up; nothing started (--no-start)"
     exit 0
 fi
-# The port as the installed configuration computes it (its settings, or DLCOURSE_HUB_PORT).
-hub_port=$("$VENV/bin/python" -c '
+# The port the hub will listen on, as the installed configuration computes it in the hub's
+# environment (run through "$@": the systemd unit's is not this shell's).
+configured_hub_port() {
+    "$@" "$VENV/bin/python" -c '
 import sys
 from traitlets.config.loader import PyFileConfigLoader
 print(PyFileConfigLoader(sys.argv[1]).load_config().JupyterHub.port)
-' "$PREFIX/etc/jupyterhub_config.py")
+' "$PREFIX/etc/jupyterhub_config.py"
+}
 if [ "$systemd_runs" -eq 1 ]; then
-    log "starting the hub (systemd unit jupyterhub.service) on port $hub_port"
+    log "starting the hub (systemd unit jupyterhub.service) on port $(configured_hub_port env -i)"
     systemctl restart jupyterhub.service
 else
-    log "starting the hub in the background (deploy/rc.local) on port $hub_port"
+    log "starting the hub in the background (deploy/rc.local) on port $(configured_hub_port)"
     DLCOURSE_PREFIX="$PREFIX" sh "$REPO_DIR/deploy/rc.local"
 fi
