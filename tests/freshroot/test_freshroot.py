@@ -20,8 +20,6 @@ import freshroot
 import hubkit  # tests/hub/hubkit.py (on the path through freshroot): the login form, the hub API
 
 APT_INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq"
-COURSE_NODE = "/opt/dlcourse/venv/bin/node"
-PROXY_MODULES = "/opt/dlcourse/proxy/node_modules"
 #: Run by a Node with the proxy's node_modules as argument: every installed package whose declared
 #: engines.node that Node does not satisfy, judged by npm's own semver (the wheel's npm carries it).
 UNMET_ENGINES_JS = """
@@ -99,10 +97,11 @@ def test_readme_install_on_a_fresh_machine_serves_a_student(fresh_root):
         proxies = [pid for pid in freshroot.processes_in(root.root) if "configurable-http-proxy" in hubkit._cmdline(pid)]
         assert proxies, "no configurable-http-proxy runs inside the fresh root"
         proxy_node = "/" + str(pathlib.Path(os.readlink(f"/proc/{proxies[0]}/exe")).relative_to(root.root))
-        assert proxy_node == root.output(f"readlink -f {COURSE_NODE}").strip(), (
-            f"the proxy runs on {proxy_node}, not on the course's Node {COURSE_NODE}")
-        unmet = json.loads(root.output(f"{COURSE_NODE} -e {shlex.quote(UNMET_ENGINES_JS)} {PROXY_MODULES}"))
-        assert unmet == [], f"the proxy's packages that do not support {COURSE_NODE}: {unmet}"
+        assert proxy_node == root.output(f"readlink -f {freshroot.COURSE_NODE}").strip(), (
+            f"the proxy runs on {proxy_node}, not on the course's Node {freshroot.COURSE_NODE}")
+        unmet = json.loads(root.output(
+            f"{freshroot.COURSE_NODE} -e {shlex.quote(UNMET_ENGINES_JS)} {freshroot.PROXY_MODULES}"))
+        assert unmet == [], f"the proxy's packages that do not support {freshroot.COURSE_NODE}: {unmet}"
         assert root.output("node --version").strip() == machine_node, "the install replaced the machine's Node"
 
         username = "fresh" + secrets.token_hex(3)
