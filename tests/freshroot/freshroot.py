@@ -26,6 +26,11 @@ Inside the root
     bind-mounted. Processes inside are those whose ``/proc/PID/root`` is the root: the clean-up
     stops them by pid, then unmounts everything below the run folder, deepest first, and removes
     the folder only when nothing is mounted there any more.
+A machine of its own, as far as processes go
+    Commands run in a PID namespace of the run (``unshare --pid --mount-proc``; each command joins
+    it with ``nsenter``), whose ``/proc`` shows the root's processes only. Without it, code in the
+    root that finds a user's processes by uid (the roster tool, the hub tests' clean-up) would
+    see, and kill, this machine's processes of whichever user has the same uid number.
 
 Everything needs root; the root shares the host's network (ports included).
 """
@@ -86,6 +91,17 @@ NETWORK_FILES = (pathlib.Path("/etc/hosts"), pathlib.Path("/etc/resolv.conf"))
 SYSTEM_MOUNTS = ("/proc", "/sys", "/dev", "/dev/pts", "/dev/shm")
 #: A run folder without its owner file this old is a run that died while being made.
 OWNERLESS_GRACE_SECONDS = 120
+#: The first process of a run's PID namespace (a host process: it stays outside the root). It
+#: reaps the orphans of the namespace, as an init does; when it dies, the kernel kills the rest.
+NAMESPACE_INIT = '''
+import os, signal, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the test; the clean-up stops this
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        time.sleep(0.5)
+'''
 
 
 # ---- Today's hub layout: the one place to change when the hub's code moves ---------------------
@@ -169,7 +185,7 @@ def prerequisites_missing():
     reasons = []
     if os.geteuid() != 0:
         reasons.append("needs root (debootstrap, chroot, mount)")
-    for tool in ("debootstrap", "chroot", "mount", "umount", "tar", "git"):
+    for tool in ("debootstrap", "chroot", "mount", "umount", "tar", "git", "unshare", "nsenter"):
         if shutil.which(tool) is None:
             reasons.append(f"{tool} missing (Debian package {'debootstrap' if tool == 'debootstrap' else tool}; "
                            "deploy/install.sh --test-tools installs debootstrap)")
@@ -422,6 +438,20 @@ def _remove_tree(path):
     _run(["rm", "-rf", "--one-file-system", str(path)])
 
 
+def _stop_namespace(run_dir):
+    """Kill the first process of a run's PID namespace (the kernel then kills whatever is left)."""
+    try:
+        init = json.loads((pathlib.Path(run_dir) / "namespace.json").read_text())
+    except (OSError, ValueError):
+        return
+    if not hubkit.pid_alive(init["pid"]) or _start_ticks(init["pid"]) != init["start_ticks"]:
+        return  # gone already (its pid may be another process's by now)
+    # A namespace's first process gets from outside only the signals it handles, and SIGKILL.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(init["pid"], signal.SIGKILL)
+    hubkit.wait_for(lambda: not hubkit.pid_alive(init["pid"]), 30, what="the end of the run's PID namespace")
+
+
 # ---- A run: one pristine root --------------------------------------------------------------------
 def _start_ticks(pid):
     with open(f"/proc/{pid}/stat") as handle:
@@ -444,6 +474,7 @@ def clean_stale_runs(log=print):
             continue
         log(f"freshroot: cleaning the stale run {run}")
         stop_processes(run / "root")
+        _stop_namespace(run)
         unmount_all(run)
         _remove_tree(run)
         cleaned.append(run)
@@ -471,6 +502,8 @@ class FreshRoot:
         self.base_metadata = None
         self.run_dir = None
         self.root = None
+        self.namespace_init = None
+        self._unshare = None
 
     # -- setting up
     def __enter__(self):
@@ -506,6 +539,7 @@ class FreshRoot:
         self._copy_package_sources()
         self.timings["copy s"] = round(time.monotonic() - started, 1)
         self._mount()
+        self._start_namespace()
         return self
 
     def base_timings(self):
@@ -563,6 +597,30 @@ class FreshRoot:
             _run(["mount", "--bind", str(folder), str(target)])
             _run(["mount", "-o", "remount,bind,ro", str(target)])
 
+    def _start_namespace(self):
+        # Its own session: Ctrl-C reaches the test, not the namespace (the clean-up ends it).
+        unshare = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--mount", "--propagation", "private",
+             f"--mount-proc={self.path('/proc')}", sys.executable, "-c", NAMESPACE_INIT],
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        self._unshare = unshare
+        children = pathlib.Path(f"/proc/{unshare.pid}/task/{unshare.pid}/children")
+
+        def first_process():
+            if unshare.poll() is not None:
+                raise FreshRootError(f"unshare exited with {unshare.returncode} before its PID namespace started")
+            return children.read_text().split()[:1]
+
+        self.namespace_init = int(hubkit.wait_for(first_process, 30, interval=0.05, what="the run's PID namespace")[0])
+        (self.run_dir / "namespace.json").write_text(
+            json.dumps({"pid": self.namespace_init, "start_ticks": _start_ticks(self.namespace_init)}))
+
+    def _end_namespace(self):
+        _stop_namespace(self.run_dir)
+        if self._unshare is not None:
+            self._unshare.wait(30)  # unshare ends with its namespace; reap it
+
     # -- working inside
     def environment(self, extra=None):
         """A fresh machine's root environment, the host's package-source variables, and ``extra``."""
@@ -571,7 +629,8 @@ class FreshRoot:
     def command(self, script, extra_env=None, cwd=CHECKOUT):
         """The host command line that runs the shell ``script`` inside the root, in ``cwd``."""
         variables = [f"{k}={v}" for k, v in self.environment(extra_env).items()]
-        return ["chroot", str(self.root), "/usr/bin/env", "-i", *variables,
+        return ["nsenter", "--target", str(self.namespace_init), "--pid", "--mount", "--",
+                "chroot", str(self.root), "/usr/bin/env", "-i", *variables,
                 "/bin/bash", "-c", f"cd {shlex.quote(cwd)} && {script}"]
 
     def run(self, script, log_path, extra_env=None, timeout=1800):
@@ -624,8 +683,8 @@ class FreshRoot:
         if self.run_dir is None:
             return
         problems = []
-        for name, step in (("stop", lambda: stop_processes(self.root)), ("unmount", lambda: unmount_all(self.run_dir)),
-                           ("remove", lambda: _remove_tree(self.run_dir))):
+        for name, step in (("stop", lambda: stop_processes(self.root)), ("namespace", self._end_namespace),
+                           ("unmount", lambda: unmount_all(self.run_dir)), ("remove", lambda: _remove_tree(self.run_dir))):
             started = time.monotonic()
             try:
                 step()
