@@ -49,7 +49,7 @@ def fresh_root(request, freshroot_prerequisites):
     # The generator's `with` is closed by pytest's teardown, which also runs when the session
     # ends through a KeyboardInterrupt.
     started = time.monotonic()
-    root = freshroot.FreshRoot(log=print)
+    root = freshroot.FreshRoot(log=print, in_memory=True)
     try:
         with root:
             yield root
