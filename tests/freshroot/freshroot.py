@@ -17,8 +17,8 @@ Runs
     folder at the end, also on failure or Ctrl-C; a run killed outright (SIGKILL) is cleaned by
     the next one (:func:`clean_stale_runs`), whose owner pid is gone.
 Inside the root
-    The committed tree (``git archive HEAD``) is at ``/root/dl-course``; the host's apt sources
-    and the keyrings they name, pip's configuration files (``pip config debug``), the constraints
+    The committed tree (``git archive HEAD``) is at ``/usr/local/src/dl-course``; the host's apt
+    sources and the keyrings they name, pip's configuration files (``pip config debug``), the constraints
     and local package folders they name (the folders bound read-only), npm's configuration files,
     the CA bundle and local CAs, ``/etc/hosts`` and ``/etc/resolv.conf`` are copied in, so the
     registries are reached exactly as from the host; the environment passes ``PIP_*``,
@@ -60,8 +60,9 @@ VARIANT = "minbase"
 CACHE_DIR = pathlib.Path("/var/cache/dlcourse-freshroot")
 BASE_TARBALL = CACHE_DIR / f"{SUITE}-{VARIANT}.tar"
 RUNS_DIR = pathlib.Path("/var/tmp/dlcourse-freshroot")
-#: Where the committed tree is put inside the root: "a checkout of this repository".
-CHECKOUT = "/root/dl-course"
+#: Where the committed tree is put inside the root: "a checkout of this repository". Not under
+#: /root (mode 0700): the instructors' hub tests run the checkout's deploy/ code as an instructor.
+CHECKOUT = "/usr/local/src/dl-course"
 #: The environment of a root shell on a fresh machine; the host's package-source variables are added.
 BASE_ENVIRONMENT = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
