@@ -54,6 +54,7 @@ INSTRUCTORS = settings["groups"]["instructors"]
 PREFIX = pathlib.Path(env("DLCOURSE_PREFIX", "/opt/dlcourse"))
 VENV_BIN = PREFIX / "venv" / "bin"
 PROXY_COMMAND = PREFIX / "proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
+PROXY_NODE_DIR = PREFIX / "proxy" / "bin"  # the pinned Node the proxy runs on (deploy/install.sh)
 STATE_DIR = pathlib.Path(env("DLCOURSE_STATE_DIR", "/var/lib/dlcourse"))
 HUB_IP = env("DLCOURSE_HUB_IP", "")
 HUB_PORT = int(env("DLCOURSE_HUB_PORT", settings["hub"]["port"]))
@@ -79,6 +80,11 @@ c.JupyterHub.db_url = f"sqlite:///{STATE_DIR / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(STATE_DIR / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(STATE_DIR / "jupyterhub.pid")
 c.ConfigurableHTTPProxy.command = [str(PROXY_COMMAND)]
+# The proxy's launcher runs `/usr/bin/env node` and the proxy inherits the hub's environment: its
+# Node must be the pinned one, not the machine's (often older than the proxy supports). Students
+# do not get it: their PATH is set below.
+if str(PROXY_NODE_DIR) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join([str(PROXY_NODE_DIR), os.environ.get("PATH", os.defpath)])
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{PROXY_API_PORT}"
 c.ConfigurableHTTPProxy.pid_file = str(STATE_DIR / "jupyterhub-proxy.pid")
 # A hub restart (an upgrade, a crash brought back by systemd) leaves students' servers and

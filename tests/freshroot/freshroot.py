@@ -113,7 +113,7 @@ ROSTER_COMMAND = ("/opt/dlcourse/venv/bin/python", "deploy/roster.py")
 #: The log of the hub that the README's first command starts (rc.local's, without systemd).
 HUB_LOG = "/var/log/jupyterhub.log"
 #: The Node the install brings for the proxy, and the proxy's packages.
-COURSE_NODE = "/opt/dlcourse/venv/bin/node"
+COURSE_NODE = "/opt/dlcourse/proxy/bin/node"
 PROXY_MODULES = "/opt/dlcourse/proxy/node_modules"
 
 
