@@ -40,6 +40,11 @@ c.JupyterHub.db_url = f"sqlite:///{STATE_DIR / paths.DATABASE}"
 c.JupyterHub.cookie_secret_file = str(STATE_DIR / paths.COOKIE_SECRET)
 c.JupyterHub.pid_file = str(STATE_DIR / paths.HUB_PIDFILE)
 c.ConfigurableHTTPProxy.command = [str(paths.PROXY_COMMAND)]
+# The proxy's launcher runs `/usr/bin/env node` and the proxy inherits the hub's environment: its
+# Node must be the pinned one, not the machine's (often older than the proxy supports). Students
+# do not get it: their PATH is set below.
+if str(paths.PROXY_NODE_DIR) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join([str(paths.PROXY_NODE_DIR), os.environ.get("PATH", os.defpath)])
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{server['proxy_api_port']}"
 c.ConfigurableHTTPProxy.pid_file = str(STATE_DIR / paths.PROXY_PIDFILE)
 # A hub restart (an upgrade, a crash brought back by systemd) leaves students' servers and

@@ -24,6 +24,9 @@ COURSE_HUB = VENV_BIN / "course-hub"
 #: configurable-http-proxy, installed with npm into its own folder.
 PROXY_DIR = PREFIX / "proxy"
 PROXY_COMMAND = PROXY_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
+#: The pinned Node the proxy runs on (deploy/install.sh links it here; the hub puts it first on
+#: its own PATH, never on the students').
+PROXY_NODE_DIR = PROXY_DIR / "bin"
 
 # ---- this server's data and settings (the defaults of the settings' ``server`` section) ---------
 #: Database, cookie secret, pid files, roster passwords, the enrolment ledger (mode 0700).
@@ -73,6 +76,7 @@ FOR_INSTALL_SH = {
     "PREFIX": PREFIX,
     "VENV": VENV,
     "PROXY_DIR": PROXY_DIR,
+    "PROXY_NODE_DIR": PROXY_NODE_DIR,
     "SYSTEMD_RUNTIME": SYSTEMD_RUNTIME,
     "SYSTEMD_UNIT": SYSTEMD_UNIT,
     "RC_LOCAL": RC_LOCAL,

