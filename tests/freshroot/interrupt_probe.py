@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from tests.freshroot import freshroot
-import hubkit  # tests/hub/hubkit.py, on the path through freshroot
+from tests.hub import hubkit
 
 
 def test_wait_inside_a_fresh_root(fresh_root):

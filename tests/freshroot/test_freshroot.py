@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.freshroot import freshroot
-import hubkit  # tests/hub/hubkit.py (on the path through freshroot): the login form, the hub API
+from tests.hub import hubkit  # the login form, the hub API
 
 APT_INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq"
 #: Run by a Node with the proxy's node_modules as argument: every installed package whose declared

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from tests.freshroot import freshroot
-import hubkit  # tests/hub/hubkit.py, on the path through freshroot
+from tests.hub import hubkit
 
 HERE = pathlib.Path(__file__).resolve().parent
 PROBE_TIMEOUT = 600  # unpacking the base and mounting take seconds; building it, a few minutes
