@@ -1,4 +1,4 @@
-"""Convolution, max pooling and matrix-product speed of notebook 06's numpy versions beside PyTorch.
+"""Convolution, max pooling and matrix-product speed of notebook 07's numpy versions beside PyTorch.
 
 Times, on one batch of random 28x28 float32 images and the course CNN's 20 kernels of 9x9:
 
@@ -58,7 +58,7 @@ def parse_arguments():
     return arguments
 
 
-# -- the numpy versions of notebook 06 ------------------------------------------------------
+# -- the numpy versions of notebook 07 ------------------------------------------------------
 def conv_einsum(images, kernels):
     windows = sliding_window_view(images, kernels.shape[1:], axis=(1, 2))
     return np.einsum("nijab,fab->nfij", windows, kernels)

@@ -20,6 +20,8 @@ The library behind the course notebooks:
     MATLAB files in and out.
 ``course_lib.models``
     trained models saved to and loaded from MATLAB files.
+``course_lib.notebook_display``
+    widgets that show a picture of their first setting until their cell has run.
 
 The most used names are importable from the top level (``from course_lib import SimpleCNN``).
 """
