@@ -4,29 +4,29 @@ One course (``grading.course_id`` of the settings), laid out by :func:`setup` (`
 setup``, run by ``deploy/install.sh`` as root; idempotent: it never touches what instructors
 and students made):
 
-========================================  =======================  =========================================
+========================================  =======================  ==========================================
 folder (settings key, default in paths)   owner:group, mode        who does what
-========================================  =======================  =========================================
-``server.exchange_dir``                    root:root 0755           nothing of anyone's but root's
+========================================  =======================  ==========================================
+``server.exchange_dir``                   root:root 0755           nothing of anyone's but root's
 ``<exchange>/<course id>``                root:instructors 2775    instructors release (nbgrader's
                                                                    ``groupshared``, so any of them)
-``.../outbound``                           root:instructors 2775    released assignments, readable by all
-``.../inbound``                            root:instructors 3753    students submit (write, traverse, never
+``.../outbound``                          root:instructors 2775    released assignments, readable by all
+``.../inbound``                           root:instructors 3753    students submit (write, traverse, never
                                                                    list); the sticky bit keeps anyone from
                                                                    renaming or deleting another's entry;
                                                                    instructors list and read
-a submission (made by the student)        student:instructors      0750 and 0640 (course_hub.nbgrader_plugins
+a submission (the student's)              student:instructors      0750 and 0640 (course_hub.nbgrader_plugins
                                                                    .PrivateSubmit): nobody else's to read
-``.../feedback``                           root:instructors 2771    instructors release; nobody can list it
-a feedback file (made by an instructor)   instructor:instructors   0640 and an ACL entry for its student
+``.../feedback``                          root:instructors 2771    instructors release; nobody can list it
+a feedback file (an instructor's)         instructor:instructors   0640 and an ACL entry for its student
                                                                    (...PrivateReleaseFeedback); nbgrader
                                                                    names it by a secret of the submission
-``server.grading_dir``                     root:root 0711           traverse only
-``<grading>/course``                       root:instructors 2770    nbgrader's course directory: sources,
+``server.grading_dir``                    root:root 0711           traverse only
+``<grading>/course``                      root:instructors 2770    nbgrader's course directory: sources,
                                                                    releases, submissions, grades and
                                                                    ``gradebook.db`` (0660), the instructors'
-``<grading>/sandbox``                      root:root 0711           the sandbox's scratch folders
-========================================  =======================  =========================================
+``<grading>/sandbox``                     root:root 0711           the sandbox's scratch folders
+========================================  =======================  ==========================================
 
 The grading state (``server.grading_dir``) lives beside the hub's state folder, not inside it:
 that folder is root's alone (cookie secret, the hub's database), while the instructors' group

@@ -47,6 +47,8 @@ GRADING_DIR = pathlib.Path("/var/lib/dlcourse-grading")
 EXCHANGE_DIR = pathlib.Path("/srv/dlcourse/exchange")
 #: Where the grading sandbox (course_hub.sandbox, a service of the hub, root) listens for instructors.
 GRADER_SOCKET = pathlib.Path("/run/dlcourse-grader/grader.sock")
+#: The system's lock files: the sandbox's lock of its account (one notebook at a time, machine-wide).
+LOCK_DIR = pathlib.Path("/run/lock")
 
 #: Files inside the state folder, wherever the settings put it.
 DATABASE = "jupyterhub.sqlite"

@@ -31,9 +31,10 @@ which
 * kills every process of the sandbox account (``kill(-1)`` as that account) and deletes the
   scratch folder.
 
-One notebook runs at a time per sandbox account (a lock file under ``/run/lock``), so a
-submission never meets another one's processes or files. The service itself imports almost
-nothing; the worker, a fresh process per notebook, imports nbgrader.
+One notebook runs at a time per sandbox account (a lock file in
+:data:`course_hub.paths.LOCK_DIR`), so a submission never meets another one's processes or
+files. The service itself imports almost nothing; the worker, a fresh process per notebook,
+imports nbgrader.
 
 Command line (the hub starts ``serve``; ``run`` is its worker)::
 
@@ -61,7 +62,7 @@ import tarfile
 import threading
 import time
 
-from . import accounts, sandbox_enter
+from . import accounts, paths, sandbox_enter
 
 # ---- limits that are not settings --------------------------------------------------------------
 #: Largest notebook and largest folder of files one request may carry.
@@ -74,8 +75,6 @@ CPU_SLACK_SECONDS = 60
 WORKER_GRACE_SECONDS = 120
 #: Seconds a connection may take to send its request.
 REQUEST_TIMEOUT_SECONDS = 120
-#: Where the per-account lock files go (one notebook at a time per sandbox account).
-LOCK_DIR = pathlib.Path("/run/lock")
 #: The graded kernel's first step, as root: become the sandbox account, limited (a script of the
 #: standard library alone, run with ``python -I`` in the submission's folder).
 ENTER_SCRIPT = pathlib.Path(__file__).with_name("sandbox_enter.py")
@@ -370,7 +369,7 @@ def machine_lock(user, blocking=True):
 
 def lock_path(user):
     """The lock file of the sandbox account ``user``."""
-    return LOCK_DIR / f"dlcourse-sandbox-{user}.lock"
+    return paths.LOCK_DIR / f"dlcourse-sandbox-{user}.lock"
 
 
 class _FileLock:

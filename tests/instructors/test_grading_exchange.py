@@ -181,7 +181,8 @@ def test_a_submission_filed_under_another_students_name_is_not_collected(course)
     amy, bob = course["people"]["amy"], course["people"]["bob"]
     forged = plant(course, "bob", "amy", "2031-01-01 00:00:00.000000 UTC",
                    files=[pathlib.Path(course["env"]["bob"]["HOME"]) / SMALL / f"{SMALL}.ipynb"])
-    log = gradingkit.nbgrader_as(course["people"]["instructor"], course["env"]["instructor"], "collect", "--update", SMALL)
+    log = gradingkit.nbgrader_as(course["people"]["instructor"], course["env"]["instructor"],
+                                 "collect", "--update", SMALL)
     assert f"Not collected: {forged} names student {amy} but belongs to {bob}" in log
     collected = course["where"]["course"] / "submitted" / amy / SMALL / f"{SMALL}.ipynb"
     assert json.loads(collected.read_text())["cells"] == genuine["cells"]
@@ -265,11 +266,12 @@ def test_course_grade_check_passes_a_sound_assignment_and_names_what_fails(cours
 # ---- who may use the sandbox ----------------------------------------------------------------------------
 def test_only_instructors_reach_the_sandbox(course):
     socket_path = course["where"]["socket"]
+    empty = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
     probe = f"""
         import json
         from course_hub import sandbox
         try:
-            sandbox.execute_remotely({str(socket_path)!r}, b'{{"cells": [], "metadata": {{}}, "nbformat": 4, "nbformat_minor": 5}}')
+            sandbox.execute_remotely({str(socket_path)!r}, {empty.encode()!r})
             print(json.dumps("ran"))
         except sandbox.SandboxError as exc:
             print(json.dumps(str(exc)))
