@@ -12,7 +12,7 @@ under this server's site file (``paths.SITE_SETTINGS``, or the file ``DLCOURSE_S
 import os
 import sys
 
-from course_hub import hooks, paths, repository
+from course_hub import grading, hooks, paths, repository
 from course_hub import settings as course_settings
 from course_hub.spawner import RlimitLocalProcessSpawner
 
@@ -129,3 +129,18 @@ c.JupyterHub.services = [
 ]
 ROLES.append({"name": f"{culler['name']}-role", "scopes": culler["scopes"], "services": [culler["name"]]})
 c.JupyterHub.load_roles = ROLES
+
+# ---- Grading: nbgrader for the course groups, students' code graded in a sandbox ------------------
+# Each server reads its role's Jupyter configuration (course_hub/jupyter/<role>: students get the
+# Assignments list, loaded at its first use; instructors nbgrader's extensions and the formgrader)
+# and learns where the exchange, the course directory and the grading sandbox are.
+c.Spawner.environment.update(grading.server_environment(settings))
+# An instructor gets ~/course-grading, a link to the course directory: the formgrader only works
+# on a course directory inside the server's root (their home).
+c.Spawner.pre_spawn_hook = hooks.chain_hooks(
+    c.Spawner.pre_spawn_hook,
+    grading.make_instructor_link_hook(grading.locations(settings)["course"], INSTRUCTORS),
+)
+# The sandbox runs as root, so it is the hub's to start (instructors' servers cannot switch users):
+# it runs each submitted notebook as the sandbox account, with the settings' limits.
+c.JupyterHub.services.append(grading.sandbox_service(settings))

@@ -8,11 +8,19 @@ written). The peer, measured in the same run, is the same notebook executed top 
 Prints the median of each and the ratio.
 
 ``--threads 1`` limits the kernels' BLAS threads to one, a student's share of the server.
+
+``--sandbox`` (as root) also autogrades as the hub does: through the grading sandbox
+(course_hub.sandbox), started here with the command the hub starts it with and this server's
+settings (its sandbox account, limits), in folders of its own, with nbgrader configured by the
+instructors' configuration (``course_hub/jupyter/instructor``). Its kernels run with one BLAS
+thread, so compare it with ``--threads 1``.
+
 Run it with the interpreter of an environment that has nbgrader (the course virtualenv):
 
-    /opt/dlcourse/venv/bin/python bench/autograde_time.py --repeat 3 --threads 1
+    /opt/dlcourse/venv/bin/python -m bench.autograde_time --repeat 3 --threads 1 --sandbox
 """
 import argparse
+import contextlib
 import os
 import pathlib
 import shutil
@@ -21,6 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import yaml
+from course_hub import grading, paths
+from course_hub import settings as course_settings
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 ASSIGNMENTS_DIR = REPO_ROOT / "assignments"
@@ -45,7 +57,34 @@ def timed(command, cwd, env):
     return seconds
 
 
-def measure(assignment, repeat, env, workdir):
+@contextlib.contextmanager
+def sandbox_service(workdir):
+    """The hub's grading sandbox, in folders under ``workdir``; yields the environment an
+    instructor's server has (the instructors' nbgrader configuration, these folders)."""
+    workdir.chmod(0o711)  # the sandbox account reaches its scratch folder through it
+    site = workdir / "site.yaml"
+    site.write_text(yaml.safe_dump({"server": {
+        "grading_dir": str(workdir / "grading"), "exchange_dir": str(workdir / "exchange"),
+        "grader_socket": str(workdir / "run" / "grader.sock")}}))
+    settings = course_settings.load_settings(site)
+    where = grading.locations(settings)
+    service = subprocess.Popen(grading.sandbox_service(settings)["command"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, env=environment(0))
+    try:
+        deadline = time.monotonic() + 120
+        while not where["socket"].exists():
+            if service.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"the sandbox service did not start: {service.stdout.read().decode()}")
+            time.sleep(0.2)
+        yield {grading.ENV_COURSE_ID: where["course_id"], grading.ENV_EXCHANGE: str(where["exchange"]),
+               grading.ENV_GRADER_SOCKET: str(where["socket"]),
+               "JUPYTER_CONFIG_PATH": str(paths.ROLE_CONFIG / grading.INSTRUCTOR)}
+    finally:
+        service.terminate()
+        service.wait(60)
+
+
+def measure(assignment, repeat, env, workdir, sandbox_env=None):
     course = workdir / assignment
     (course / "source").mkdir(parents=True)
     shutil.copy(ASSIGNMENTS_DIR / "nbgrader_config.py", course)
@@ -59,14 +98,18 @@ def measure(assignment, repeat, env, workdir):
     executed = course / "executed"
     executed.mkdir()
     shutil.copy(course / "source" / assignment / notebook, executed)
-    autograde, execute = [], []
-    for _ in range(repeat):  # alternate, so both see the same load on a shared machine
-        autograde.append(timed(nbgrader + ["autograde", assignment, "--student", "reference", "--force"],
-                               course, env))
+    autograde, execute, sandboxed = [], [], []
+    grade = nbgrader + ["autograde", assignment, "--student", "reference", "--force"]
+    for _ in range(repeat):  # alternate, so all see the same load on a shared machine
+        autograde.append(timed(grade, course, env))
+        if sandbox_env:
+            sandboxed.append(timed(grade + [f"--CourseDirectory.root={course}"], course,
+                                   {**env, **sandbox_env, grading.ENV_GRADING_COURSE: str(course)}))
         execute.append(timed([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
                               "--ExecutePreprocessor.timeout=600", "--output", "out.ipynb", notebook],
                              executed, env))
-    return statistics.median(autograde), statistics.median(execute)
+    return (statistics.median(autograde), statistics.median(execute),
+            statistics.median(sandboxed) if sandboxed else None)
 
 
 def main():
@@ -74,7 +117,11 @@ def main():
     parser.add_argument("assignments", nargs="*", help="default: every assignment in assignments/source")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each (default 3)")
     parser.add_argument("--threads", type=int, default=0, help="BLAS threads of the kernels (default: numpy's own)")
+    parser.add_argument("--sandbox", action="store_true",
+                        help="also autograde through the hub's grading sandbox (as root)")
     args = parser.parse_args()
+    if args.sandbox and os.geteuid() != 0:
+        parser.error("--sandbox: run as root (the sandbox switches to its account)")
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
     if args.threads < 0:
@@ -87,11 +134,17 @@ def main():
     threads = args.threads or "default"
     print(f"autograde of one submission (the reference solution) vs executing it, median of {args.repeat}, "
           f"BLAS threads: {threads}, load average before: {os.getloadavg()[0]:.1f}")
-    print(f"{'assignment':<20} {'autograde s':>12} {'execute s':>10} {'ratio':>6}")
+    sandbox_columns = f" {'in sandbox s':>13} {'vs autograde':>12}" if args.sandbox else ""
+    print(f"{'assignment':<20} {'autograde s':>12} {'execute s':>10} {'ratio':>6}{sandbox_columns}")
     with tempfile.TemporaryDirectory(prefix="autograde-bench-") as workdir:
-        for assignment in args.assignments or available:
-            autograde, execute = measure(assignment, args.repeat, env, pathlib.Path(workdir))
-            print(f"{assignment:<20} {autograde:12.1f} {execute:10.1f} {autograde / execute:6.2f}", flush=True)
+        workdir = pathlib.Path(workdir)
+        with sandbox_service(workdir) if args.sandbox else contextlib.nullcontext() as sandbox_env:
+            for assignment in args.assignments or available:
+                autograde, execute, sandboxed = measure(assignment, args.repeat, env, workdir, sandbox_env)
+                row = f"{assignment:<20} {autograde:12.1f} {execute:10.1f} {autograde / execute:6.2f}"
+                if sandboxed is not None:
+                    row += f" {sandboxed:13.1f} {sandboxed / autograde:12.2f}"
+                print(row, flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -28,6 +28,15 @@ Modules
 ``gate``, ``hook``, ``publish``, ``take_back``, ``status``
     the publish gate, the repository's pre-receive hook, ``course-publish``,
     ``course-take-back`` and ``course-status``.
+``grading``
+    nbgrader on the server: its folders and their permissions, each role's configuration
+    (``jupyter/<role>``), the hub's grading pieces, ``course-grade`` (setup, check).
+``sandbox``, ``sandbox_enter``
+    the grading sandbox: a root service of the hub that runs each graded notebook as the
+    sandbox account, limited, in a scratch copy; the kernel's step from root to that account.
+``nbgrader_plugins``, ``assignment_list``
+    what nbgrader loads from the course (the sandboxed Execute step, a private exchange), and
+    the students' Assignments list, loaded at its first use.
 
 Importing the package imports nothing else: ``python3 -m course_hub.paths`` runs with the
 system Python before the course's packages are installed.

@@ -5,8 +5,8 @@ Everything else takes its paths from this module: ``jupyterhub_config.py`` and t
 virtualenv exists (``python3 -m course_hub.paths`` prints the shell assignments it needs); the
 systemd unit and ``rc.local`` name only :data:`COURSE_HUB`, which knows the rest (a test checks
 that they name this one). A site settings file (:data:`SITE_SETTINGS`) may move the state
-folder, the course repository, the log and the pid file (``server`` section); the install
-location (:data:`PREFIX`) is fixed.
+folder, the course repository, the log, the pid file and the grading folders (``server``
+section); the install location (:data:`PREFIX`) is fixed.
 
 This module uses only the standard library: ``install.sh`` runs it before anything is installed.
 """
@@ -42,12 +42,29 @@ SITE_SETTINGS = pathlib.Path("/etc/dlcourse/hub-settings.yaml")
 #: Where ``course-roster remove-term`` archives the homes of the students it removes.
 ARCHIVE_DIR = pathlib.Path("/var/backups/dlcourse")
 
+# ---- grading (nbgrader; the defaults of the settings' ``server`` section, like the state) ------
+#: The grading state, beside the hub's (whose folder is root's alone, while instructors must
+#: reach the gradebook): nbgrader's course directory and the sandbox's scratch folders.
+GRADING_DIR = pathlib.Path("/var/lib/dlcourse-grading")
+#: nbgrader's exchange: released assignments, submissions, feedback (root's; see course_hub.grading).
+EXCHANGE_DIR = pathlib.Path("/srv/dlcourse/exchange")
+#: Where the grading sandbox (course_hub.sandbox, a service of the hub, root) listens for instructors.
+GRADER_SOCKET = pathlib.Path("/run/dlcourse-grader/grader.sock")
+#: The system's lock files: the sandbox's lock of its account (one notebook at a time, machine-wide).
+LOCK_DIR = pathlib.Path("/run/lock")
+
 #: Files inside the state folder, wherever the settings put it.
 DATABASE = "jupyterhub.sqlite"
 COOKIE_SECRET = "jupyterhub_cookie_secret"
 HUB_PIDFILE = "jupyterhub.pid"
 PROXY_PIDFILE = "jupyterhub-proxy.pid"
 ENROLMENTS = "enrolments.csv"
+
+#: Inside the grading folder: nbgrader's course directory (sources, releases, submissions,
+#: grades, ``gradebook.db``) and the sandbox's scratch folders (one per notebook being graded).
+GRADING_COURSE = "course"
+GRADEBOOK = "gradebook.db"
+SANDBOX_SCRATCH = "sandbox"
 
 # ---- the system ------------------------------------------------------------------------------
 #: Exists only where systemd is PID 1 (then the hub uses SystemdSpawner and the unit below).
@@ -70,6 +87,10 @@ def _shipped(name, in_checkout):
 HUB_CONFIG = _shipped("jupyterhub_config.py", "jupyterhub_config.py")
 #: The settings every deployment shares (the checkout's ``deploy/hub-settings.yaml``).
 SHARED_SETTINGS = _shipped("hub-settings.yaml", "deploy/hub-settings.yaml")
+#: Jupyter configuration of users' servers, a folder per role (``student``, ``instructor``):
+#: which of nbgrader's extensions load, and nbgrader's settings. The hub points each server's
+#: ``JUPYTER_CONFIG_PATH`` at its user's folder (course_hub.grading).
+ROLE_CONFIG = _PACKAGE / "jupyter"
 
 #: What ``deploy/install.sh`` needs, as shell variables (see :func:`shell_assignments`).
 FOR_INSTALL_SH = {

@@ -14,6 +14,7 @@ so a bad value stops the hub, or the tool, before anything starts.
 import copy
 import os
 import pathlib
+import re
 
 import yaml
 from jupyterhub.traitlets import ByteSpecification
@@ -29,14 +30,20 @@ REQUIRED = {
     "idle_culler": ("name", "timeout_seconds", "every_seconds", "max_age_seconds", "scopes"),
     "limits": ("memory", "cpu"),
     "server": ("ip", "hub_api_port", "proxy_api_port", "spawner"),
+    "grading": ("course_id", "sandbox_user", "time_limit_seconds", "memory"),
 }
 SPAWNERS = ("auto", "local", "systemd")
+#: A course id or an account name: nbgrader puts the course id into paths, useradd the account.
+_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 #: Paths of the ``server`` section: course_hub.paths' unless a site file moves them.
 SERVER_PATHS = {
     "state_dir": paths.STATE_DIR,
     "course_repo": paths.COURSE_REPO,
     "log": paths.LOG,
     "pidfile": paths.PIDFILE,
+    "grading_dir": paths.GRADING_DIR,
+    "exchange_dir": paths.EXCHANGE_DIR,
+    "grader_socket": paths.GRADER_SOCKET,
 }
 
 
@@ -207,10 +214,11 @@ def _check(settings, where):
     if not isinstance(settings["server"]["ip"], str):
         raise SettingsError(f"{where}: server.ip: expected an address (\"\" for every interface), "
                             f"got {settings['server']['ip']!r}")
-    try:
-        parse_byte_size(settings["limits"]["memory"], "limits.memory")
-    except ValueError as exc:
-        raise SettingsError(f"{where}: {exc}") from None
+    for section in ("limits", "grading"):
+        try:
+            parse_byte_size(settings[section]["memory"], f"{section}.memory")
+        except ValueError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
     cpu = settings["limits"]["cpu"]
     if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or cpu <= 0:
         raise SettingsError(f"{where}: limits.cpu: expected a positive number of cores, got {cpu!r}")
@@ -218,6 +226,15 @@ def _check(settings, where):
         value = settings["idle_culler"][key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise SettingsError(f"{where}: idle_culler.{key}: expected a whole number of seconds, got {value!r}")
+    grading = settings["grading"]
+    limit = grading["time_limit_seconds"]
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise SettingsError(f"{where}: grading.time_limit_seconds: expected a positive whole number of "
+                            f"seconds, got {limit!r}")
+    for key in ("course_id", "sandbox_user"):
+        if not isinstance(grading[key], str) or not _NAME.fullmatch(grading[key]):
+            raise SettingsError(f"{where}: grading.{key}: expected a name of lower-case letters, digits, "
+                                f"'-' and '_', starting with a letter, at most 32 long, got {grading[key]!r}")
 
 
 def _fill_groups(value, names):

@@ -111,6 +111,12 @@ fi
 log "setting up the course's groups and repository, and the publish gate"
 "$VENV/bin/course-repo" setup --seed "$REPO_DIR/notebooks"
 
+# ---- grading: the sandbox account, nbgrader's exchange and course directory, the gradebook -------
+# The checkout's assignments are added to the course's sources where missing (instructors edit
+# them there afterwards); the gradebook and everything students and instructors made are kept.
+log "setting up grading: the sandbox account, the exchange, the course directory and gradebook"
+"$VENV/bin/course-grade" setup --seed "$REPO_DIR/assignments/source"
+
 # ---- start at boot: systemd where it runs, rc.local otherwise ----------------------------------
 # Both start the virtualenv's course-hub, which knows the rest (course_hub/paths.py).
 install -m 0644 "$REPO_DIR/deploy/systemd/jupyterhub.service" "$SYSTEMD_UNIT" 2>/dev/null || true

@@ -460,6 +460,23 @@ def test_image_installs_requirements_txt_and_no_second_list(image):
         assert targets == ["/tmp/course"], f"a package list outside requirements.txt: {targets}"
 
 
+def test_image_build_carries_every_package_and_file_of_the_wheel(image):
+    """pyproject.toml's wheel is built from what the Dockerfile copies to /tmp/course: a package
+    left out is silently missing from the image (the wheel is built without complaint)."""
+    import tomllib
+
+    wheel = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+    needed = set(wheel["packages"]) | set(wheel.get("force-include", {})) | {"pyproject.toml", "README.md"}
+    copied = set()
+    for instruction, args in image:
+        if instruction != "COPY":
+            continue
+        *sources, target = args.split()
+        # into a folder: each keeps its name; onto a path: it is that path in the build
+        copied |= set(sources) if target.endswith("/") else {target.removeprefix("/tmp/course/")}
+    assert needed <= copied, f"the Dockerfile does not copy {sorted(needed - copied)} into the build"
+
+
 def test_one_machine_install_uses_the_same_two_pip_steps():
     """install.sh installs requirements.txt, then the package with --no-deps: as the image does."""
     pip_lines = [line for line in INSTALL_SH.read_text().splitlines()

@@ -7,11 +7,13 @@ websocket. The fixtures in ``conftest.py`` wrap these; other tests and the bench
 this module as ``tests.hub.hubkit`` (the repository root is on ``sys.path`` under pytest and
 with ``python -m``).
 """
+import atexit
 import json
 import os
 import pathlib
 import pwd
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -129,7 +131,9 @@ class Hub:
     """One hub started from the project's config, with its own ports and state folder.
 
     Its settings file (``DLCOURSE_SETTINGS``) names everything that differs from the shared
-    settings: the ports, the state folder, the course repository, the local spawner.
+    settings: the ports, the state folder, the course repository, the local spawner, and the
+    grading folders and sandbox socket (:attr:`grading_root`), so that no test hub's grading
+    sandbox takes the server's socket.
 
     Parameters
     ----------
@@ -149,8 +153,14 @@ class Hub:
         self.api_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.workdir / "hub.log"
+        # Grading's folders must be reachable by users and the sandbox account (the workdir is
+        # root's alone); removed when the test process ends, after its hubs have stopped.
+        self.grading_root = pathlib.Path(tempfile.mkdtemp(prefix="hubtest-grading-"))
+        self.grading_root.chmod(0o755)
+        atexit.register(shutil.rmtree, self.grading_root, True)
         self.settings_file = write_settings(self.workdir / "settings.yaml", hub_settings(
-            self.port, self.api_port, self.state_dir, course_repo, settings))
+            self.port, self.api_port, self.state_dir, course_repo,
+            course_settings.deep_merge(grading_settings(self.grading_root), settings or {})))
         self.env = hub_environment(self.settings_file)
         if git_config_system:
             self.env["GIT_CONFIG_SYSTEM"] = str(git_config_system)
@@ -224,7 +234,9 @@ class Hub:
 
 
 def hub_settings(port, api_port, state_dir, course_repo, overrides=None):
-    """The site settings of a test hub: free ports, its own state folder and course repository."""
+    """The site settings of a test hub: free ports, its own state folder and course repository,
+    and its own grading folders and sandbox socket (beside the state folder, unless ``overrides``
+    move them)."""
     values = {
         "hub": {"port": port},
         "server": {
@@ -234,9 +246,16 @@ def hub_settings(port, api_port, state_dir, course_repo, overrides=None):
             "spawner": "local",
             "state_dir": str(state_dir),
             "course_repo": str(course_repo),
+            **grading_settings(pathlib.Path(state_dir).parent / "grading-root")["server"],
         },
     }
     return course_settings.deep_merge(values, overrides or {})
+
+
+def grading_settings(root):
+    """Site settings putting a hub's grading folders and sandbox socket under ``root``."""
+    return {"server": {"grading_dir": str(root / "grading"), "exchange_dir": str(root / "exchange"),
+                       "grader_socket": str(root / "run" / "grader.sock")}}
 
 
 def _cmdline(pid):

@@ -28,7 +28,7 @@ MAY_NAME = {
 }
 PATHS = {name: value for name, value in vars(paths).items()
          if isinstance(value, pathlib.PurePath) and not name.startswith("_") and value.is_absolute()
-         and name not in ("HUB_CONFIG", "SHARED_SETTINGS")}
+         and name not in ("HUB_CONFIG", "SHARED_SETTINGS", "ROLE_CONFIG")}  # shipped: where the package is
 
 
 def _python_files():
