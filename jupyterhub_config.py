@@ -23,6 +23,7 @@ server = settings["server"]
 STUDENTS = settings["groups"]["students"]
 INSTRUCTORS = settings["groups"]["instructors"]
 STATE_DIR = server["state_dir"]
+RUN_DIR = server["run_dir"]  # pid files: emptied at boot (course_hub.paths.RUN_DIR)
 COURSE_REPO = str(server["course_repo"])
 COURSE_FOLDER = "course"  # ~/course; hub.default_url opens it
 
@@ -38,7 +39,7 @@ c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = server["hub_api_port"]
 c.JupyterHub.db_url = f"sqlite:///{STATE_DIR / paths.DATABASE}"
 c.JupyterHub.cookie_secret_file = str(STATE_DIR / paths.COOKIE_SECRET)
-c.JupyterHub.pid_file = str(STATE_DIR / paths.HUB_PIDFILE)
+c.JupyterHub.pid_file = str(RUN_DIR / paths.HUB_PIDFILE)
 c.ConfigurableHTTPProxy.command = [str(paths.PROXY_COMMAND)]
 # The proxy's launcher runs `/usr/bin/env node` and the proxy inherits the hub's environment: its
 # Node must be the pinned one, not the machine's (often older than the proxy supports). Students
@@ -46,7 +47,7 @@ c.ConfigurableHTTPProxy.command = [str(paths.PROXY_COMMAND)]
 if str(paths.PROXY_NODE_DIR) not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = os.pathsep.join([str(paths.PROXY_NODE_DIR), os.environ.get("PATH", os.defpath)])
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{server['proxy_api_port']}"
-c.ConfigurableHTTPProxy.pid_file = str(STATE_DIR / paths.PROXY_PIDFILE)
+c.ConfigurableHTTPProxy.pid_file = str(RUN_DIR / paths.PROXY_PIDFILE)
 # A hub restart (an upgrade, a crash brought back by systemd) leaves students' servers and
 # their unsaved kernels running; the restarted hub finds them again from its database.
 c.JupyterHub.cleanup_servers = False

@@ -234,6 +234,35 @@ def prepare_state_dir(state_dir):
     return state_dir
 
 
+def prepare_run_dir(run_dir, state_dir, log=print):
+    """Create the folder of the pid files (mode 0700); retire those earlier versions kept in the
+    state folder; return the run folder.
+
+    A pid file that survives a reboot (the state folder does; /run does not) may name a process
+    that has since been given that pid, and the hub signals the process its proxy pid file names.
+    A proxy pid file of the state folder that names a live configurable-http-proxy is moved to
+    the run folder (an upgrade while a crashed hub's proxy still runs: the new hub stops it, as
+    it stops any proxy its pid file names); every other one is removed.
+    """
+    run_dir, state_dir = pathlib.Path(run_dir), pathlib.Path(state_dir)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    run_dir.chmod(0o700)
+    for name in (paths.HUB_PIDFILE, paths.PROXY_PIDFILE):
+        legacy = state_dir / name
+        if legacy == run_dir / name or not legacy.exists():
+            continue
+        try:
+            pid = int(legacy.read_text().strip())
+        except (OSError, ValueError):
+            pid = 0
+        if name == paths.PROXY_PIDFILE and pid and b"configurable-http-proxy" in _read_proc(pid, "cmdline"):
+            legacy.replace(run_dir / name)
+            log(f"course-hub: moved the running proxy's pid file {legacy} to {run_dir}", flush=True)
+        else:
+            legacy.unlink()
+    return run_dir
+
+
 def main(argv=None):
     """Parse the options and do what they say; returns the exit status."""
     parser = argparse.ArgumentParser(prog="course-hub", description="Start the course hub.")
@@ -270,6 +299,7 @@ def main(argv=None):
     except PermissionError:
         pass  # already a session or group leader (e.g. started by systemd): nothing to leave
     prepare_state_dir(server["state_dir"])
+    prepare_run_dir(server["run_dir"], server["state_dir"])
     put_virtualenv_first_on_path()
     stop_orphaned_services(server["hub_api_port"])
     command = hub_command(args.config)

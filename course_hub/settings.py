@@ -34,6 +34,7 @@ SPAWNERS = ("auto", "local", "systemd")
 #: Paths of the ``server`` section: course_hub.paths' unless a site file moves them.
 SERVER_PATHS = {
     "state_dir": paths.STATE_DIR,
+    "run_dir": paths.RUN_DIR,
     "course_repo": paths.COURSE_REPO,
     "log": paths.LOG,
     "pidfile": paths.PIDFILE,

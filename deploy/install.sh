@@ -32,7 +32,11 @@ fi
 
 log() { printf '==> %s\n' "$*"; }
 
-apt_packages=(python3-venv git dataset-fashion-mnist)
+# libnss-myhostname: this machine's own name always resolves. JupyterHub checks that its proxy
+# is up by connecting to the hostname when the hub listens on every interface; where the name
+# resolves nowhere (debootstrap and some images write no /etc/hosts line for it), no hub ever
+# got ready and systemd restarted it in a loop.
+apt_packages=(python3-venv git dataset-fashion-mnist libnss-myhostname)
 if [ "$test_tools" -eq 1 ]; then
     # systemd: systemd-analyze, to verify the unit even where systemd does not run.
     # debootstrap: the fresh-machine test (tests/freshroot) builds a minimal Debian 12 with it.

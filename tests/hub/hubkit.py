@@ -145,6 +145,7 @@ class Hub:
         self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="hubtest-"))
         self.state_dir = self.workdir / "state"
         self.state_dir.mkdir(mode=0o700)
+        self.run_dir = run_dir_beside(self.state_dir)
         self.port = free_port()
         self.api_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -164,7 +165,7 @@ class Hub:
     def proxy_pid(self):
         """The pid of the proxy the hub started, from its pid file, or None."""
         try:
-            return int((self.state_dir / paths.PROXY_PIDFILE).read_text().strip())
+            return int((self.run_dir / paths.PROXY_PIDFILE).read_text().strip())
         except (OSError, ValueError):
             return None
 
@@ -223,8 +224,13 @@ class Hub:
         return self.log_path.read_text(errors="replace")
 
 
+def run_dir_beside(state_dir):
+    """A test hub's folder of pid files (the settings' ``server.run_dir``): beside its state folder."""
+    return pathlib.Path(state_dir).parent / "run"
+
+
 def hub_settings(port, api_port, state_dir, course_repo, overrides=None):
-    """The site settings of a test hub: free ports, its own state folder and course repository."""
+    """The site settings of a test hub: free ports, its own state and run folders and course repository."""
     values = {
         "hub": {"port": port},
         "server": {
@@ -233,6 +239,7 @@ def hub_settings(port, api_port, state_dir, course_repo, overrides=None):
             "proxy_api_port": free_port(),
             "spawner": "local",
             "state_dir": str(state_dir),
+            "run_dir": str(run_dir_beside(state_dir)),
             "course_repo": str(course_repo),
         },
     }

@@ -31,6 +31,10 @@ def test_defaults_come_from_the_shared_settings(monkeypatch, tmp_path):
     assert c.Spawner.mem_limit == settings["limits"]["memory"]
     assert c.JupyterHub.db_url == f"sqlite:///{paths.STATE_DIR / paths.DATABASE}"
     assert c.ConfigurableHTTPProxy.command == [str(paths.PROXY_COMMAND)]
+    # Pid files in a folder emptied at boot, never in the state folder (which survives it).
+    assert paths.RUN_DIR.parent == paths.pathlib.Path("/run")
+    assert c.ConfigurableHTTPProxy.pid_file == str(paths.RUN_DIR / paths.PROXY_PIDFILE)
+    assert c.JupyterHub.pid_file == str(paths.RUN_DIR / paths.HUB_PIDFILE)
     culler = c.JupyterHub.services[0]
     assert culler["name"] == "idle-culler"
     assert f"--timeout={settings['idle_culler']['timeout_seconds']}" in culler["command"]

@@ -93,7 +93,7 @@ def rc_env(course_repo_path, git_config_system, tmp_path):
     yield env, f"http://127.0.0.1:{port}", files, launched
     for pid in launched:  # the supervisor stops its hub, which stops its proxy
         hubkit.stop_pid(pid, timeout=40)
-    proxy_pidfile = state / paths.PROXY_PIDFILE
+    proxy_pidfile = hubkit.run_dir_beside(state) / paths.PROXY_PIDFILE
     if proxy_pidfile.exists():
         proxy = int(proxy_pidfile.read_text())
         if "configurable-http-proxy" in hubkit._cmdline(proxy):
@@ -191,3 +191,46 @@ def test_launcher_brings_a_crashed_hub_back_and_stops_on_request(rc_env):
     assert not files["pidfile"].exists()
     again = subprocess.run([str(paths.COURSE_HUB), "--stop"], env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "no course hub runs" in again.stdout
+
+
+def test_pid_files_live_in_the_run_folder_and_old_ones_are_retired(rc_env):
+    env, url, files, launched = rc_env
+    # Earlier versions kept the pid files in the state folder, which survives a reboot: after a
+    # power loss they may name any process, here pid 1. The launcher retires them unread.
+    files["state"].mkdir(mode=0o700, parents=True)
+    for name in (paths.HUB_PIDFILE, paths.PROXY_PIDFILE):
+        (files["state"] / name).write_text("1\n")
+    subprocess.run(["sh", str(DEPLOY / "rc.local")], env=env, check=True, capture_output=True, timeout=30)
+    supervisor = int(files["pidfile"].read_text())
+    launched.append(supervisor)
+    hubkit.wait_for(lambda: _healthy(url), 90, what="the hub started by rc.local")
+    assert not (files["state"] / paths.HUB_PIDFILE).exists() and not (files["state"] / paths.PROXY_PIDFILE).exists()
+    run_dir = hubkit.run_dir_beside(files["state"])
+    assert run_dir.stat().st_mode & 0o777 == 0o700
+    hub = _hub_child(supervisor)
+    assert int((run_dir / paths.HUB_PIDFILE).read_text()) == hub
+    proxy = int((run_dir / paths.PROXY_PIDFILE).read_text())
+    assert "configurable-http-proxy" in hubkit._cmdline(proxy)
+    assert hubkit.pid_alive(1)
+
+
+def test_a_running_proxys_old_pid_file_moves_to_the_run_folder(tmp_path):
+    other = subprocess.Popen(["sleep", "120"])
+    try:
+        # A stand-in whose command line names the proxy, as a crashed old hub's proxy's does.
+        fake = subprocess.Popen(["/bin/sh", "-c", "exec -a configurable-http-proxy sleep 120"])
+        state, run = tmp_path / "state", tmp_path / "run"
+        state.mkdir()
+        (state / paths.PROXY_PIDFILE).write_text(f"{fake.pid}\n")
+        (state / paths.HUB_PIDFILE).write_text(f"{other.pid}\n")
+        hubkit.wait_for(lambda: "configurable-http-proxy" in hubkit._cmdline(fake.pid), 10, what="the stand-in")
+        messages = []
+        launcher.prepare_run_dir(run, state, log=lambda text, **_: messages.append(text))
+        assert int((run / paths.PROXY_PIDFILE).read_text()) == fake.pid
+        assert not (state / paths.PROXY_PIDFILE).exists() and not (state / paths.HUB_PIDFILE).exists()
+        assert not (run / paths.HUB_PIDFILE).exists()  # the hub writes its own at start
+        assert messages and "moved the running proxy's pid file" in messages[0]
+    finally:
+        for process in (other, fake):
+            process.kill()
+            process.wait()
