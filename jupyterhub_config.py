@@ -12,7 +12,7 @@ under this server's site file (``paths.SITE_SETTINGS``, or the file ``DLCOURSE_S
 import os
 import sys
 
-from course_hub import hooks, paths, repository
+from course_hub import hooks, paths, repository, tls
 from course_hub import settings as course_settings
 from course_hub.spawner import RlimitLocalProcessSpawner
 
@@ -28,13 +28,19 @@ COURSE_REPO = str(server["course_repo"])
 COURSE_FOLDER = "course"  # ~/course; hub.default_url opens it
 
 # ---- The hub and its proxy ----------------------------------------------------------------
-c.JupyterHub.ip = server["ip"]
+# Students type their Unix password into the login form: HTTPS on the course port, with the
+# institution's certificate or a self-signed one (course-hub makes it), or behind a TLS front
+# end, and then on localhost only (course_hub.tls).
+HTTPS = tls.https_mode(server)
+c.JupyterHub.ip = "127.0.0.1" if HTTPS == "front-end" else server["ip"]
 c.JupyterHub.port = settings["hub"]["port"]
-# Students type their Unix password into the login form: serve HTTPS when a certificate is
-# given (or put the hub behind a TLS-terminating front end).
-if server["ssl_cert"]:
-    c.JupyterHub.ssl_cert = server["ssl_cert"]
-    c.JupyterHub.ssl_key = server["ssl_key"]
+if HTTPS != "front-end":
+    c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key = map(str, tls.certificate_files(server))
+# Cookies travel over HTTPS only (behind a front end too: the browser speaks HTTPS to it): the
+# hub's, and the students' servers' (the hub passes cookie_options on to them, for their login
+# cookie; their _xsrf cookie is their own setting).
+c.JupyterHub.tornado_settings = {"cookie_options": {"secure": True}}
+c.Spawner.args.append('--ServerApp.tornado_settings={"xsrf_cookie_kwargs": {"secure": True}}')
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = server["hub_api_port"]
 c.JupyterHub.db_url = f"sqlite:///{STATE_DIR / paths.DATABASE}"

@@ -33,6 +33,7 @@ import time
 
 from . import paths
 from . import settings as course_settings
+from . import tls
 
 #: Restart delays grow from the first to the last after crashes in a row.
 FIRST_DELAY_SECONDS, LAST_DELAY_SECONDS = 1, 30
@@ -300,6 +301,8 @@ def main(argv=None):
         pass  # already a session or group leader (e.g. started by systemd): nothing to leave
     prepare_state_dir(server["state_dir"])
     prepare_run_dir(server["run_dir"], server["state_dir"])
+    if tls.https_mode(server) == "self-signed":
+        tls.ensure_self_signed(server["state_dir"], server["ip"])  # made, or made again before it expires
     put_virtualenv_first_on_path()
     stop_orphaned_services(server["hub_api_port"])
     command = hub_command(args.config)

@@ -29,7 +29,8 @@ PROXY_COMMAND = PROXY_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
 PROXY_NODE_DIR = PROXY_DIR / "bin"
 
 # ---- this server's data and settings (the defaults of the settings' ``server`` section) ---------
-#: Database, cookie secret, roster passwords, the enrolment ledger (mode 0700).
+#: Database, cookie secret, the self-signed certificate, roster passwords, the enrolment ledger
+#: (mode 0700).
 STATE_DIR = pathlib.Path("/var/lib/dlcourse")
 #: The pid files of the hub and its proxy: under /run, emptied at every boot, so that after a
 #: power loss no pid file names a process that has since been given the same pid (the hub
@@ -50,6 +51,11 @@ ARCHIVE_DIR = pathlib.Path("/var/backups/dlcourse")
 DATABASE = "jupyterhub.sqlite"
 COOKIE_SECRET = "jupyterhub_cookie_secret"
 ENROLMENTS = "enrolments.csv"
+#: The self-signed certificate the hub makes when no other is given (course_hub.tls), in a
+#: folder (mode 0700) of the state folder; the key is mode 0600.
+TLS_DIR = "tls"
+SELF_SIGNED_CERT = "self-signed.crt"
+SELF_SIGNED_KEY = "self-signed.key"
 #: Files inside the run folder (RUN_DIR, or the settings' ``server.run_dir``). Earlier versions
 #: kept them in the state folder, where the launcher removes them (course_hub.launcher).
 HUB_PIDFILE = "jupyterhub.pid"

@@ -128,8 +128,9 @@ def load_settings(site=None, shared=None):
     -------
     dict
         The settings. In ``roles``, ``{students}`` and ``{instructors}`` are replaced by the
-        group names; ``server`` holds every key of :data:`SERVER_PATHS` as a pathlib.Path, and
-        ``ssl_cert`` and ``ssl_key`` (None for plain HTTP).
+        group names; ``server`` holds every key of :data:`SERVER_PATHS` as a pathlib.Path,
+        ``ssl_cert`` and ``ssl_key`` (None: a self-signed certificate) and ``tls_front_end``
+        (see course_hub.tls).
 
     Raises
     ------
@@ -155,10 +156,19 @@ def load_settings(site=None, shared=None):
             raise SettingsError(f"{where}: server.{key}: expected an absolute path, got {str(server[key])!r}")
     server.setdefault("ssl_cert", None)
     server.setdefault("ssl_key", None)
+    server.setdefault("tls_front_end", False)
     if server["ssl_cert"] and not server["ssl_key"]:
         raise SettingsError(f"{where}: server.ssl_key: expected the key file of server.ssl_cert, got nothing")
     if server["ssl_key"] and not server["ssl_cert"]:
         raise SettingsError(f"{where}: server.ssl_cert: expected the certificate of server.ssl_key, got nothing")
+    for key in ("ssl_cert", "ssl_key"):
+        if server[key] and not (isinstance(server[key], str) and pathlib.Path(server[key]).is_absolute()):
+            raise SettingsError(f"{where}: server.{key}: expected an absolute path, got {server[key]!r}")
+    if not isinstance(server["tls_front_end"], bool):
+        raise SettingsError(f"{where}: server.tls_front_end: expected true or false, got {server['tls_front_end']!r}")
+    if server["tls_front_end"] and server["ssl_cert"]:
+        raise SettingsError(f"{where}: server.tls_front_end: expected false when server.ssl_cert is set (the "
+                            "hub serves that certificate itself), got true")
     settings["roles"] = [_fill_groups(role, settings["groups"]) for role in settings.get("roles", [])]
     return settings
 

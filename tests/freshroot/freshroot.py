@@ -52,7 +52,10 @@ import tempfile
 import time
 import urllib.parse
 
+import yaml
 from course_hub import paths as course_paths
+from course_hub import settings as course_settings
+from course_hub import tls as course_tls
 from tests.hub import hubkit  # waiting on a state, pids, the login form
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -118,7 +121,7 @@ COURSE_NODE = str(course_paths.PROXY_NODE_DIR / "node")
 PROXY_MODULES = str(course_paths.PROXY_DIR / "node_modules")
 
 
-def write_site_settings(root, ports):
+def write_site_settings(root, ports, more=None):
     """Make the hub of ``root`` listen on ``ports``, not the machine's own ports.
 
     The way an operator would: the server's site settings file (``course_hub.paths.SITE_SETTINGS``),
@@ -128,13 +131,21 @@ def write_site_settings(root, ports):
     ----------
     root : FreshRoot
     ports : HubPorts
+    more : dict, optional
+        More site settings (e.g. smaller limits), merged over the ports.
     """
     site = root.path(str(course_paths.SITE_SETTINGS))
     site.parent.mkdir(parents=True, exist_ok=True)
-    site.write_text(
-        f"hub:\n  port: {ports.hub}\n"
-        f"server:\n  ip: 127.0.0.1\n  hub_api_port: {ports.hub_api}\n  proxy_api_port: {ports.proxy_api}\n"
-    )
+    values = {"hub": {"port": ports.hub},
+              "server": {"ip": "127.0.0.1", "hub_api_port": ports.hub_api, "proxy_api_port": ports.proxy_api}}
+    site.write_text(yaml.safe_dump(course_settings.deep_merge(values, more or {}), sort_keys=False))
+
+
+def hub_url(root, ports):
+    """The address of the hub in ``root`` (HTTPS, as the install serves it) and the file of its
+    self-signed certificate on this machine, for checking it: ``(url, verify)``."""
+    certificate = course_tls.self_signed_files(course_paths.STATE_DIR)[0]
+    return f"https://127.0.0.1:{ports.hub}", str(root.path(certificate))
 
 
 # ---- Errors, time, small helpers -----------------------------------------------------------------

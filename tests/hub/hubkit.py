@@ -19,12 +19,12 @@ import sys
 import tempfile
 import time
 import uuid
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 import requests
 import websocket
 import yaml
-from course_hub import launcher, paths
+from course_hub import launcher, paths, tls
 from course_hub import settings as course_settings
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -148,10 +148,11 @@ class Hub:
         self.run_dir = run_dir_beside(self.state_dir)
         self.port = free_port()
         self.api_port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.workdir / "hub.log"
         self.settings_file = write_settings(self.workdir / "settings.yaml", hub_settings(
             self.port, self.api_port, self.state_dir, course_repo, settings))
+        #: The hub's address, and what its certificate is checked against (see hub_address).
+        self.url, self.verify = hub_address(course_settings.load_settings(self.settings_file)["server"], self.port)
         self.env = hub_environment(self.settings_file)
         if git_config_system:
             self.env["GIT_CONFIG_SYSTEM"] = str(git_config_system)
@@ -190,10 +191,7 @@ class Hub:
     def _healthy(self):
         if self.process.poll() is not None:
             raise HubError(f"the hub exited with {self.process.returncode}:\n{self.log_tail()}")
-        try:
-            return requests.get(f"{self.url}/hub/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
+        return answers_health(self.url, self.verify)
 
     def kill(self):
         """Crash the hub: SIGKILL, no clean-up (its proxy and the students' servers stay)."""
@@ -222,6 +220,44 @@ class Hub:
     def log_text(self):
         """The hub's whole log."""
         return self.log_path.read_text(errors="replace")
+
+
+class HubAddress:
+    """What :class:`HubSession` needs of a hub that is not a :class:`Hub` (started by rc.local, an
+    install, or inside a fresh root): its address and what its certificate is checked against."""
+
+    def __init__(self, url, verify=True):
+        self.url, self.verify = url, verify
+
+
+def hub_address(server, port, host="127.0.0.1"):
+    """A hub's base URL and what requests should check its certificate against: ``(url, verify)``.
+
+    HTTPS with the hub's own certificate file (the self-signed one is made by the hub when it
+    starts, in its state folder), or plain HTTP behind a TLS front end (``verify`` True).
+    """
+    files = tls.certificate_files(server)
+    if files is None:
+        return f"http://{host}:{port}", True
+    return f"https://{host}:{port}", str(files[0])
+
+
+def answers_health(url, verify=True, timeout=2):
+    """Whether the hub at ``url`` answers its health check (200), its certificate checked."""
+    try:
+        return requests.get(f"{url}/hub/health", timeout=timeout, verify=verify).status_code == 200
+    except OSError:  # requests' errors, and a certificate file the starting hub has not made yet
+        return False
+
+
+def websocket_url(http_url):
+    """The websocket address of a page address (``wss://`` for ``https://``)."""
+    return "ws" + http_url[len("http"):] if http_url.startswith("http") else http_url
+
+
+def websocket_options(verify):
+    """``websocket.create_connection`` options that check the certificate as requests does."""
+    return {"sslopt": {"ca_certs": verify}} if isinstance(verify, str) else {}
 
 
 def run_dir_beside(state_dir):
@@ -275,6 +311,10 @@ class HubSession:
         self.hub = hub
         self.username = username
         self.http = requests.Session()
+        self.http.verify = getattr(hub, "verify", True)  # the hub's certificate (a self-signed one)
+        # Not the environment's: REQUESTS_CA_BUNDLE would replace the session's certificate, and
+        # a proxy variable would send the hub's localhost traffic elsewhere.
+        self.http.trust_env = False
         self.login(password)
 
     def login(self, password):
@@ -371,12 +411,12 @@ class Kernel:
         self.session = session
         self.owner = owner
         self.id = kernel_id
-        base = urlparse(session.hub.url)
         query = urlencode({"session_id": uuid.uuid4().hex, "_xsrf": session.server_xsrf(owner)})
-        url = f"ws://{base.netloc}/user/{owner}/api/kernels/{kernel_id}/channels?{query}"
+        url = websocket_url(f"{session.hub.url}/user/{owner}/api/kernels/{kernel_id}/channels?{query}")
         cookies = "; ".join(f"{c.name}={c.value}" for c in session.http.cookies if _cookie_applies(c, owner))
         self.socket = websocket.create_connection(
-            url, header=[f"Cookie: {cookies}"], origin=session.hub.url, timeout=timeout
+            url, header=[f"Cookie: {cookies}"], origin=session.hub.url, timeout=timeout,
+            **websocket_options(session.http.verify),
         )
         self.session_id = uuid.uuid4().hex
 

@@ -10,8 +10,8 @@ import subprocess
 import time
 
 import pytest
-import requests
 from course_hub import launcher, paths
+from course_hub import settings as course_settings
 
 from tests.hub import hubkit
 
@@ -86,11 +86,12 @@ def rc_env(course_repo_path, git_config_system, tmp_path):
         "pidfile": str(tmp_path / "run" / "dlcourse-hub.pid"),
     }})
     env = hubkit.hub_environment(hubkit.write_settings(tmp_path / "settings.yaml", site))
+    url, verify = hubkit.hub_address(course_settings.load_settings(tmp_path / "settings.yaml")["server"], port)
     env["GIT_CONFIG_SYSTEM"] = str(git_config_system)
-    files = {"state": state, "log": pathlib.Path(site["server"]["log"]),
+    files = {"state": state, "log": pathlib.Path(site["server"]["log"]), "verify": verify,
              "pidfile": pathlib.Path(site["server"]["pidfile"]), "api_port": site["server"]["hub_api_port"]}
     launched = []
-    yield env, f"http://127.0.0.1:{port}", files, launched
+    yield env, url, files, launched
     for pid in launched:  # the supervisor stops its hub, which stops its proxy
         hubkit.stop_pid(pid, timeout=40)
     proxy_pidfile = hubkit.run_dir_beside(state) / paths.PROXY_PIDFILE
@@ -101,11 +102,6 @@ def rc_env(course_repo_path, git_config_system, tmp_path):
     launcher.stop_pids(launcher.orphaned_services(files["api_port"]))
 
 
-def _healthy(url):
-    try:
-        return requests.get(f"{url}/hub/health", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def _hub_child(supervisor):
@@ -133,7 +129,7 @@ def test_rc_local_starts_one_background_hub_and_returns_at_once(rc_env):
     launched.append(pid)
     assert launcher.LAUNCHER_MODULE in hubkit._cmdline(pid)
     assert f"started the course hub (pid {pid}), log in {files['log']}" in first.stdout
-    hubkit.wait_for(lambda: _healthy(url), 90, what="the hub started by rc.local")
+    hubkit.wait_for(lambda: hubkit.answers_health(url, files["verify"]), 90, what="the hub started by rc.local")
     log = files["log"].read_text()
     assert "JupyterHub is now running" in log
 
@@ -169,7 +165,7 @@ def test_launcher_brings_a_crashed_hub_back_and_stops_on_request(rc_env):
     subprocess.run(["sh", str(DEPLOY / "rc.local")], env=env, check=True, capture_output=True, timeout=30)
     supervisor = int(files["pidfile"].read_text())
     launched.append(supervisor)
-    hubkit.wait_for(lambda: _healthy(url), 90, what="the first hub")
+    hubkit.wait_for(lambda: hubkit.answers_health(url, files["verify"]), 90, what="the first hub")
     crashed = _hub_child(supervisor)
     crashed_culler = hubkit.wait_for(lambda: _culler_of(crashed), 30, what="the first hub's idle culler")
     os.kill(crashed, signal.SIGKILL)
@@ -177,7 +173,7 @@ def test_launcher_brings_a_crashed_hub_back_and_stops_on_request(rc_env):
         lambda: (pid := _hub_child(supervisor)) and pid != crashed and pid, 30, what="a new hub process"
     )
     assert replacement != crashed
-    hubkit.wait_for(lambda: _healthy(url), 90, what="the restarted hub")
+    hubkit.wait_for(lambda: hubkit.answers_health(url, files["verify"]), 90, what="the restarted hub")
     assert "restarting" in files["log"].read_text()
     # The crashed hub could not stop its culler: the launcher did, so only the new hub's runs.
     assert not hubkit.pid_alive(crashed_culler)
@@ -203,7 +199,7 @@ def test_pid_files_live_in_the_run_folder_and_old_ones_are_retired(rc_env):
     subprocess.run(["sh", str(DEPLOY / "rc.local")], env=env, check=True, capture_output=True, timeout=30)
     supervisor = int(files["pidfile"].read_text())
     launched.append(supervisor)
-    hubkit.wait_for(lambda: _healthy(url), 90, what="the hub started by rc.local")
+    hubkit.wait_for(lambda: hubkit.answers_health(url, files["verify"]), 90, what="the hub started by rc.local")
     assert not (files["state"] / paths.HUB_PIDFILE).exists() and not (files["state"] / paths.PROXY_PIDFILE).exists()
     run_dir = hubkit.run_dir_beside(files["state"])
     assert run_dir.stat().st_mode & 0o777 == 0o700
