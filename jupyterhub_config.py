@@ -14,7 +14,7 @@ import sys
 
 from course_hub import hooks, paths, repository, tls
 from course_hub import settings as course_settings
-from course_hub.spawner import RlimitLocalProcessSpawner
+from course_hub.spawner import LocalStudentSpawner
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
@@ -70,10 +70,7 @@ c.PAMAuthenticator.post_auth_hook = hooks.make_course_groups_hook([STUDENTS, INS
 ROLES = list(settings["roles"])
 
 # ---- The students' servers --------------------------------------------------------------------
-SPAWNER = server["spawner"]
-if SPAWNER == "auto":
-    # SystemdSpawner needs systemd as PID 1 (it runs each server as a transient unit).
-    SPAWNER = "systemd" if paths.SYSTEMD_RUNTIME.is_dir() else "local"
+SPAWNER = course_settings.chosen_spawner(settings)  # "auto": SystemdSpawner where systemd is PID 1
 if SPAWNER == "systemd":
     c.JupyterHub.spawner_class = "systemdspawner.SystemdSpawner"
     # systemd enforces mem_limit (MemoryMax) and cpu_limit (CPUQuota) on the whole unit.
@@ -81,8 +78,9 @@ if SPAWNER == "systemd":
     c.SystemdSpawner.isolate_devices = True
     c.SystemdSpawner.disable_user_sudo = True
 else:
-    # mem_limit becomes an RLIMIT_AS on the server and each kernel (course_hub.spawner).
-    c.JupyterHub.spawner_class = RlimitLocalProcessSpawner
+    # mem_limit holds for the sum of a student's processes: a memory cgroup per student, or an
+    # RLIMIT_AS per process where no cgroup can be made (course_hub.spawner, course_hub.memory).
+    c.JupyterHub.spawner_class = LocalStudentSpawner
 c.Spawner.mem_limit = settings["limits"]["memory"]
 c.Spawner.cpu_limit = float(settings["limits"]["cpu"])  # enforced by SystemdSpawner only
 # The world-readable course virtualenv, whatever the hub's own PATH holds.

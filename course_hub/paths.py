@@ -65,6 +65,9 @@ PROXY_PIDFILE = "jupyterhub-proxy.pid"
 #: Exists only where systemd is PID 1 (then the hub uses SystemdSpawner and the unit below).
 SYSTEMD_RUNTIME = pathlib.Path("/run/systemd/system")
 SYSTEMD_UNIT = pathlib.Path("/etc/systemd/system/jupyterhub.service")
+#: Without systemd, each student's memory cgroup is ``<memory controller>/CGROUP_NAME/<user>``
+#: (course_hub.memory), wherever the machine mounts its memory controller.
+CGROUP_NAME = "dlcourse"
 RC_LOCAL = pathlib.Path("/etc/rc.local")
 
 # ---- files the package ships ------------------------------------------------------------------

@@ -100,6 +100,15 @@ def deep_merge(base, override):
     return merged
 
 
+def chosen_spawner(settings):
+    """``"systemd"`` or ``"local"``: the settings' ``server.spawner``, where ``auto`` means
+    SystemdSpawner wherever systemd is PID 1 (it runs each server as a transient unit)."""
+    spawner = settings["server"]["spawner"]
+    if spawner == "auto":
+        return "systemd" if paths.SYSTEMD_RUNTIME.is_dir() else "local"
+    return spawner
+
+
 def site_path():
     """The site file this server uses: ``$DLCOURSE_SETTINGS``, else paths.SITE_SETTINGS if it
     exists, else None (the shared settings alone)."""

@@ -420,15 +420,8 @@ class Kernel:
         )
         self.session_id = uuid.uuid4().hex
 
-    def execute(self, code, timeout=120):
-        """Run ``code`` and collect what a notebook would show.
-
-        Returns
-        -------
-        dict
-            ``stdout``, ``stderr`` (text), ``result`` (``text/plain`` of the value, or None),
-            ``error`` (``{"ename", "evalue"}`` or None), ``status`` of the reply.
-        """
+    def send(self, code):
+        """Ask the kernel to run ``code`` without waiting for it; return the request's id."""
         msg_id = uuid.uuid4().hex
         message = {
             "header": {
@@ -440,6 +433,18 @@ class Kernel:
                         "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
         }
         self.socket.send(json.dumps(message))
+        return msg_id
+
+    def execute(self, code, timeout=120):
+        """Run ``code`` and collect what a notebook would show.
+
+        Returns
+        -------
+        dict
+            ``stdout``, ``stderr`` (text), ``result`` (``text/plain`` of the value, or None),
+            ``error`` (``{"ename", "evalue"}`` or None), ``status`` of the reply.
+        """
+        msg_id = self.send(code)
         out = {"stdout": "", "stderr": "", "result": None, "error": None, "status": None, "displays": []}
         idle = replied = False
         deadline = time.monotonic() + timeout
@@ -467,9 +472,72 @@ class Kernel:
                 out["status"] = content["status"]
         return out
 
+    def next_message(self, timeout):
+        """The next message the websocket carries, or None after ``timeout`` seconds."""
+        self.socket.settimeout(timeout)
+        try:
+            return json.loads(self.socket.recv())
+        except websocket.WebSocketTimeoutException:
+            return None
+
     def close(self):
         """Close the websocket (the kernel keeps running)."""
         self.socket.close()
+
+
+def crowd_out_a_kernel(session, limit, share=0.45, timeout=300):
+    """Two kernels of the session's user each ask for ``share`` of ``limit`` bytes; return
+    ``(killed, survivor)`` once the memory limit has ended one of them.
+
+    The first gets its block (with the server and the kernels' own numpy, one block fits); the
+    second's request takes the student past the limit, and the kernel's OOM killer ends the
+    largest of the student's processes: usually the first kernel, whereupon the second gets its
+    block. The server tells the ended kernel's websocket it is ``restarting``. The blocks are
+    written (``np.ones``), so they are really held, not only reserved.
+
+    Raises
+    ------
+    HubError
+        If the second kernel gets its block too (nothing held the limit), or nothing happens
+        within ``timeout`` s.
+    """
+    first, second = session.start_kernel(), session.start_kernel()
+    for kernel in (first, second):
+        kernel.execute("import numpy as np")
+    ask = f"block = np.ones({int(share * limit) // 8}); print(block.nbytes)"
+    held = first.execute(ask)
+    if held["error"] is not None:
+        raise HubError(f"the first kernel could not hold {share:.0%} of the limit: {held['error']}")
+    request = second.send(ask)
+    deadline = time.monotonic() + timeout
+    answered = None
+    while time.monotonic() < deadline:
+        for kernel, other in ((first, second), (second, first)):
+            message = kernel.next_message(0.25)
+            if message is None:
+                continue
+            kind, content = message["header"]["msg_type"], message["content"]
+            if kind == "status" and content.get("execution_state") in ("restarting", "dead"):
+                return kernel, other
+            if kind == "execute_reply" and message["parent_header"].get("msg_id") == request:
+                # When the first kernel (the largest) was the one ended, the second gets its block;
+                # the news of the first one's end may come a moment after this answer.
+                answered = content["status"]
+                deadline = min(deadline, time.monotonic() + 60)
+    if answered:
+        raise HubError(f"the second kernel's request ended with {answered} and the first kernel lives on: "
+                       f"the two kernels held {2 * share:.0%} of the limit and more")
+    raise HubError(f"neither kernel was stopped within {timeout} s")
+
+
+def browser_login(page, hub_url, username, password, timeout_ms=180_000):
+    """Log in through the login form in a Playwright ``page``; wait until the hub has sent the
+    browser to the user's server (spawned first, when it was not running)."""
+    page.goto(f"{hub_url}/hub/login")
+    page.fill("#username_input", username)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_url(f"**/user/{username}/**", timeout=timeout_ms)
 
 
 def _cookie_applies(cookie, owner):

@@ -4,7 +4,7 @@ import subprocess
 import pytest
 from course_hub import paths, repository
 from course_hub import settings as course_settings
-from course_hub.spawner import RlimitLocalProcessSpawner
+from course_hub.spawner import LocalStudentSpawner
 from traitlets.config import Config
 
 from tests.hub import hubkit
@@ -65,7 +65,7 @@ def test_spawner_choice(monkeypatch, tmp_path):
     assert load_config(monkeypatch, tmp_path, {"server": {"spawner": "systemd"}}).JupyterHub.spawner_class == (
         "systemdspawner.SystemdSpawner")
     assert load_config(monkeypatch, tmp_path, {"server": {"spawner": "local"}}).JupyterHub.spawner_class is (
-        RlimitLocalProcessSpawner)
+        LocalStudentSpawner)
     with pytest.raises(ValueError, match="server.spawner: expected 'auto', 'local' or 'systemd', got 'docker'"):
         load_config(monkeypatch, tmp_path, {"server": {"spawner": "docker"}})
 
