@@ -231,6 +231,15 @@ def _check(settings, where):
         parse_byte_size(settings["limits"]["memory"], "limits.memory")
     except ValueError as exc:
         raise SettingsError(f"{where}: {exc}") from None
+    server = settings["server"]
+    try:
+        server["log_max_size"] = parse_byte_size(server.get("log_max_size", "10M"), "server.log_max_size")
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {exc}") from None
+    backups = server.setdefault("log_backups", 5)
+    if isinstance(backups, bool) or not isinstance(backups, int) or backups < 1:
+        raise SettingsError(f"{where}: server.log_backups: expected a whole number of old logs (1 or more), "
+                            f"got {backups!r}")
     cpu = settings["limits"]["cpu"]
     if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or cpu <= 0:
         raise SettingsError(f"{where}: limits.cpu: expected a positive number of cores, got {cpu!r}")

@@ -3,7 +3,8 @@
 # Idempotent: running it again updates the packages and leaves data alone (the course
 # repository, the state folder and the site settings).
 #
-#   deploy/install.sh                 set up everything, then start the hub
+#   deploy/install.sh                 set up everything, then start the hub (restart it if it runs:
+#                                     an upgrade; students' servers keep running)
 #   deploy/install.sh --no-start      set up everything, start nothing
 #   deploy/install.sh --test-tools    also install what the test suite needs
 #
@@ -171,10 +172,13 @@ from course_hub import settings
 print(settings.for_this_server()["hub"]["port"])
 '
 }
+# A hub that runs is restarted, so that it runs the version just installed with the settings as
+# they are now (an upgrade); students' servers and kernels keep running (cleanup_servers = False).
 if [ "$systemd_runs" -eq 1 ]; then
-    log "starting the hub (systemd unit jupyterhub.service) on port $(configured_hub_port env -i)"
+    log "(re)starting the hub (systemd unit jupyterhub.service) on port $(configured_hub_port env -i)"
     systemctl restart jupyterhub.service
 else
-    log "starting the hub in the background (deploy/rc.local) on port $(configured_hub_port)"
-    sh "$RC_LOCAL"
+    # What rc.local runs at boot, restarting a hub that runs.
+    log "(re)starting the hub in the background (course-hub --restart) on port $(configured_hub_port)"
+    "$VENV/bin/course-hub" --restart
 fi

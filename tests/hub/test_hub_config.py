@@ -87,6 +87,9 @@ def test_https_needs_both_files(monkeypatch, tmp_path):
     ({"limits": {"cpu": 0}}, "limits.cpu: expected a positive number of cores, got 0"),
     ({"idle_culler": {"every_seconds": -5}}, "idle_culler.every_seconds: expected a whole number of seconds"),
     ({"groups": None}, "missing section 'groups'"),
+    ({"server": {"log_max_size": "huge"}}, "server.log_max_size: expected a size such as '2G'"),
+    ({"server": {"log_backups": 0}}, "server.log_backups: expected a whole number of old logs (1 or more), got 0"),
+    ({"server": {"tls_front_end": "yes"}}, "server.tls_front_end: expected true or false, got 'yes'"),
 ])
 def test_bad_site_settings_are_refused_naming_the_file_and_key(tmp_path, site, message):
     path = hubkit.write_settings(tmp_path / "site.yaml", site)

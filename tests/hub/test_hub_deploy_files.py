@@ -1,21 +1,25 @@
 """The deploy files: the systemd unit verifies cleanly and starts course-hub, shell scripts pass
 shellcheck, rc.local starts a hub in the background exactly once (from its state folder), the
 launcher brings a crashed hub back, and ``course-hub --stop`` stops it."""
+import grp
 import os
 import pathlib
 import re
+import uuid
 import shutil
 import signal
 import subprocess
 import time
 
 import pytest
+import requests
 from course_hub import launcher, paths
 from course_hub import settings as course_settings
 
 from tests.hub import hubkit
 
 DEPLOY = hubkit.REPO_ROOT / "deploy"
+LOG_MAX_KIB, LOG_BACKUPS = 16, 2
 UNIT = DEPLOY / "systemd" / "jupyterhub.service"
 
 
@@ -84,6 +88,8 @@ def rc_env(course_repo_path, git_config_system, tmp_path):
     site = hubkit.hub_settings(port, hubkit.free_port(), state, course_repo_path, {"server": {
         "log": str(tmp_path / "log" / "jupyterhub.log"),
         "pidfile": str(tmp_path / "run" / "dlcourse-hub.pid"),
+        # Small, so that the log test sees it rotate after a few hundred requests.
+        "log_max_size": f"{LOG_MAX_KIB}K", "log_backups": LOG_BACKUPS,
     }})
     env = hubkit.hub_environment(hubkit.write_settings(tmp_path / "settings.yaml", site))
     url, verify = hubkit.hub_address(course_settings.load_settings(tmp_path / "settings.yaml")["server"], port)
@@ -230,3 +236,42 @@ def test_a_running_proxys_old_pid_file_moves_to_the_run_folder(tmp_path):
         for process in (other, fake):
             process.kill()
             process.wait()
+
+
+def test_the_log_is_private_and_rotated_while_the_hub_keeps_logging(rc_env, make_user):
+    env, url, files, launched = rc_env
+    subprocess.run(["sh", str(DEPLOY / "rc.local")], env=env, check=True, capture_output=True, timeout=30)
+    launched.append(int(files["pidfile"].read_text()))
+    hubkit.wait_for(lambda: hubkit.answers_health(url, files["verify"]), 90, what="the hub started by rc.local")
+    log = files["log"]
+    # Root and the adm group only: students cannot read who opens which notebook.
+    assert log.stat().st_mode & 0o777 == launcher.LOG_MODE == 0o640
+    assert (log.stat().st_uid, log.stat().st_gid) == (0, grp.getgrnam(launcher.LOG_GROUP).gr_gid)
+    student, _ = make_user("student")
+    read = subprocess.run(["setpriv", f"--reuid={student}", f"--regid={student}", "--init-groups", "cat", str(log)],
+                          capture_output=True, text=True)
+    assert read.returncode != 0 and "Permission denied" in read.stderr
+
+    backups = [log.with_name(f"{log.name}.{number}") for number in range(1, LOG_BACKUPS + 2)]
+    http = requests.Session()
+    http.verify = files["verify"]
+
+    def log_a_request():
+        marker = uuid.uuid4().hex
+        assert http.get(f"{url}/hub/login?marker={marker}", timeout=30).status_code == 200
+        return marker
+
+    # The hub logs every page it serves: enough pages fill the log past its size several times.
+    hubkit.wait_for(lambda: log_a_request() and backups[LOG_BACKUPS - 1].exists(), 300, interval=0,
+                    what=f"{log} to be rotated {LOG_BACKUPS} times")
+    for _ in range(50):
+        log_a_request()
+    assert not backups[LOG_BACKUPS].exists(), f"more than {LOG_BACKUPS} old logs are kept"
+    for backup in backups[:LOG_BACKUPS]:
+        assert backup.stat().st_mode & 0o777 == 0o640 and backup.stat().st_gid == log.stat().st_gid
+        # Bounded: the size at which it rotates, plus what a few seconds of requests add.
+        assert backup.stat().st_size < 4 * LOG_MAX_KIB * 1024
+    assert "rotated" in log.read_text() + backups[0].read_text()
+    # The hub goes on writing into the log after the rotations.
+    marker = log_a_request()
+    hubkit.wait_for(lambda: marker in log.read_text(), 30, what="the hub's next line in the rotated log")
