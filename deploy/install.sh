@@ -60,7 +60,8 @@ apt_packages=(python3-venv git dataset-fashion-mnist libnss-myhostname)
 if [ "$test_tools" -eq 1 ]; then
     # systemd: systemd-analyze, to verify the unit even where systemd does not run.
     # debootstrap: the fresh-machine test (tests/freshroot) builds a minimal Debian 12 with it.
-    apt_packages+=(chromium chromium-driver shellcheck octave systemd debootstrap)
+    # systemd-container: systemd-nspawn, which boots such a root with systemd (test_systemd_boot.py).
+    apt_packages+=(chromium chromium-driver shellcheck octave systemd debootstrap systemd-container)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
