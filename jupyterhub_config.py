@@ -14,7 +14,7 @@ import sys
 
 from course_hub import hooks, paths, repository, tls
 from course_hub import settings as course_settings
-from course_hub.spawner import LocalStudentSpawner
+from course_hub.spawner import LocalStudentSpawner, SystemdStudentSpawner
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
@@ -72,7 +72,7 @@ ROLES = list(settings["roles"])
 # ---- The students' servers --------------------------------------------------------------------
 SPAWNER = course_settings.chosen_spawner(settings)  # "auto": SystemdSpawner where systemd is PID 1
 if SPAWNER == "systemd":
-    c.JupyterHub.spawner_class = "systemdspawner.SystemdSpawner"
+    c.JupyterHub.spawner_class = SystemdStudentSpawner
     # systemd enforces mem_limit (MemoryMax) and cpu_limit (CPUQuota) on the whole unit.
     c.SystemdSpawner.isolate_tmp = True
     c.SystemdSpawner.isolate_devices = True

@@ -1,10 +1,12 @@
-"""The local process spawner of the course: a memory limit per student, and ports that cannot clash.
+"""The course's spawners: a memory limit per student, and ports that cannot clash.
 
 :class:`LocalStudentSpawner` is JupyterHub's ``LocalProcessSpawner`` with the per-student
 memory limit (``Spawner.mem_limit``, which the plain spawner ignores) enforced on the sum of
 the student's processes by a memory cgroup of their own (``course_hub.memory``), or, where this
 machine has no writable memory controller, as an address-space rlimit on each process; and with
 servers on ports below the kernels' ephemeral range (:data:`SERVER_PORTS`).
+:class:`SystemdStudentSpawner`, where systemd is PID 1, is SystemdSpawner (a unit per server,
+``MemoryMax`` and ``CPUQuota``) passing the server's arguments on as configured.
 """
 import asyncio
 import os
@@ -13,6 +15,7 @@ import resource
 import socket
 
 from jupyterhub.spawner import LocalProcessSpawner
+from systemdspawner import SystemdSpawner
 
 from . import memory
 
@@ -119,3 +122,16 @@ class LocalStudentSpawner(LocalProcessSpawner):
                 if left:
                     self.log.info("stopped %s's processes left after their server: %s", self.user.name, left)
         return super().run_post_stop_hook()
+
+
+class SystemdStudentSpawner(SystemdSpawner):
+    """SystemdSpawner that passes the server's arguments on exactly as configured.
+
+    SystemdSpawner runs every argument through ``str.format`` to expand ``{USERNAME}`` and
+    ``{USERID}``, so an argument with a JSON value (``--ServerApp.tornado_settings={...}``) made
+    every server start fail with ``KeyError``. The course's arguments name no user: their braces
+    are doubled here, and the formatting gives them back unchanged.
+    """
+
+    def get_args(self):
+        return [arg.replace("{", "{{").replace("}", "}}") for arg in super().get_args()]

@@ -1,10 +1,11 @@
 """jupyterhub_config.py read without starting a hub: settings, site files, refusals; and the helpers."""
 import subprocess
+import types
 
 import pytest
 from course_hub import paths, repository
 from course_hub import settings as course_settings
-from course_hub.spawner import LocalStudentSpawner
+from course_hub.spawner import LocalStudentSpawner, SystemdStudentSpawner
 from traitlets.config import Config
 
 from tests.hub import hubkit
@@ -62,8 +63,8 @@ def test_site_settings_override_every_path_and_port(monkeypatch, tmp_path):
 
 
 def test_spawner_choice(monkeypatch, tmp_path):
-    assert load_config(monkeypatch, tmp_path, {"server": {"spawner": "systemd"}}).JupyterHub.spawner_class == (
-        "systemdspawner.SystemdSpawner")
+    assert load_config(monkeypatch, tmp_path, {"server": {"spawner": "systemd"}}).JupyterHub.spawner_class is (
+        SystemdStudentSpawner)
     assert load_config(monkeypatch, tmp_path, {"server": {"spawner": "local"}}).JupyterHub.spawner_class is (
         LocalStudentSpawner)
     with pytest.raises(ValueError, match="server.spawner: expected 'auto', 'local' or 'systemd', got 'docker'"):
@@ -150,3 +151,15 @@ def test_publish_commits_once_and_refuses_a_missing_folder(tmp_path):
     assert files == [".gitignore", "a.ipynb"]  # the test-only sanitize.cfg stays out
     with pytest.raises(ValueError, match="source_dir: expected a folder of course material"):
         repository.publish(tmp_path / "missing", repo)
+
+
+def test_systemd_spawner_passes_the_servers_arguments_as_configured(monkeypatch, tmp_path):
+    # SystemdSpawner formats each argument ({USERNAME}); a JSON-valued one made every start fail
+    # with KeyError (found by tests/freshroot/test_systemd_boot.py).
+    c = load_config(monkeypatch, tmp_path, {"server": {"spawner": "systemd"}})
+    spawner = SystemdStudentSpawner(config=c, user=types.SimpleNamespace(name="amy", id=7))
+    assert any("{" in arg for arg in spawner.args), spawner.args  # the case that broke
+    # As SystemdSpawner.start passes them to its unit.
+    passed = [spawner._expand_user_vars(arg) for arg in spawner.get_args()]
+    for arg in spawner.args:
+        assert arg in passed, (arg, passed)
