@@ -83,6 +83,10 @@ else:
     c.JupyterHub.spawner_class = LocalStudentSpawner
 c.Spawner.mem_limit = settings["limits"]["memory"]
 c.Spawner.cpu_limit = float(settings["limits"]["cpu"])  # enforced by SystemdSpawner only
+# Each student sees their memory against mem_limit in Notebook 7's top bar (jupyter-resource-usage,
+# switched on by the labconfig override in the virtualenv's etc/jupyter). Its Prometheus gauges
+# are off: nobody scrapes them, and they cost every server a scan of its processes each second.
+c.Spawner.args.append("--ResourceUseDisplay.enable_prometheus_metrics=False")
 # The world-readable course virtualenv, whatever the hub's own PATH holds.
 c.Spawner.cmd = [str(paths.VENV_BIN / "jupyterhub-singleuser")]
 c.Spawner.env_keep = ["LANG", "LC_ALL"]

@@ -99,6 +99,11 @@ def test_two_kernels_of_a_student_together_cannot_pass_the_limit(memory_hub, mak
         assert metrics.status_code == 200, metrics.text
         assert metrics.json()["limits"]["memory"]["rss"] == limit
         assert 0 < metrics.json()["rss"] < limit
+        # ... without its Prometheus gauges, which nobody scrapes and which cost a scan a second.
+        prometheus = student.http.get(f"{memory_hub.url}/user/{student.username}/metrics", timeout=60)
+        assert prometheus.status_code == 200, prometheus.text
+        assert "# HELP" in prometheus.text, prometheus.text[:500]  # the server's Prometheus page
+        assert "total_memory_usage" not in prometheus.text, "jupyter-resource-usage's gauges are on"
     finally:
         neighbour.close()
 
