@@ -12,9 +12,9 @@ under this server's site file (``paths.SITE_SETTINGS``, or the file ``DLCOURSE_S
 import os
 import sys
 
-from course_hub import grading, hooks, paths, repository
+from course_hub import grading, hooks, paths, repository, tls
 from course_hub import settings as course_settings
-from course_hub.spawner import RlimitLocalProcessSpawner
+from course_hub.spawner import LocalStudentSpawner, SystemdStudentSpawner
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
@@ -23,22 +23,29 @@ server = settings["server"]
 STUDENTS = settings["groups"]["students"]
 INSTRUCTORS = settings["groups"]["instructors"]
 STATE_DIR = server["state_dir"]
+RUN_DIR = server["run_dir"]  # pid files: emptied at boot (course_hub.paths.RUN_DIR)
 COURSE_REPO = str(server["course_repo"])
 COURSE_FOLDER = "course"  # ~/course; hub.default_url opens it
 
 # ---- The hub and its proxy ----------------------------------------------------------------
-c.JupyterHub.ip = server["ip"]
+# Students type their Unix password into the login form: HTTPS on the course port, with the
+# institution's certificate or a self-signed one (course-hub makes it), or behind a TLS front
+# end, and then on localhost only (course_hub.tls).
+HTTPS = tls.https_mode(server)
+c.JupyterHub.ip = "127.0.0.1" if HTTPS == "front-end" else server["ip"]
 c.JupyterHub.port = settings["hub"]["port"]
-# Students type their Unix password into the login form: serve HTTPS when a certificate is
-# given (or put the hub behind a TLS-terminating front end).
-if server["ssl_cert"]:
-    c.JupyterHub.ssl_cert = server["ssl_cert"]
-    c.JupyterHub.ssl_key = server["ssl_key"]
+if HTTPS != "front-end":
+    c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key = map(str, tls.certificate_files(server))
+# Cookies travel over HTTPS only (behind a front end too: the browser speaks HTTPS to it): the
+# hub's, and the students' servers' (the hub passes cookie_options on to them, for their login
+# cookie; their _xsrf cookie is their own setting).
+c.JupyterHub.tornado_settings = {"cookie_options": {"secure": True}}
+c.Spawner.args.append('--ServerApp.tornado_settings={"xsrf_cookie_kwargs": {"secure": True}}')
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = server["hub_api_port"]
 c.JupyterHub.db_url = f"sqlite:///{STATE_DIR / paths.DATABASE}"
 c.JupyterHub.cookie_secret_file = str(STATE_DIR / paths.COOKIE_SECRET)
-c.JupyterHub.pid_file = str(STATE_DIR / paths.HUB_PIDFILE)
+c.JupyterHub.pid_file = str(RUN_DIR / paths.HUB_PIDFILE)
 c.ConfigurableHTTPProxy.command = [str(paths.PROXY_COMMAND)]
 # The proxy's launcher runs `/usr/bin/env node` and the proxy inherits the hub's environment: its
 # Node must be the pinned one, not the machine's (often older than the proxy supports). Students
@@ -46,7 +53,7 @@ c.ConfigurableHTTPProxy.command = [str(paths.PROXY_COMMAND)]
 if str(paths.PROXY_NODE_DIR) not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = os.pathsep.join([str(paths.PROXY_NODE_DIR), os.environ.get("PATH", os.defpath)])
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{server['proxy_api_port']}"
-c.ConfigurableHTTPProxy.pid_file = str(STATE_DIR / paths.PROXY_PIDFILE)
+c.ConfigurableHTTPProxy.pid_file = str(RUN_DIR / paths.PROXY_PIDFILE)
 # A hub restart (an upgrade, a crash brought back by systemd) leaves students' servers and
 # their unsaved kernels running; the restarted hub finds them again from its database.
 c.JupyterHub.cleanup_servers = False
@@ -63,21 +70,23 @@ c.PAMAuthenticator.post_auth_hook = hooks.make_course_groups_hook([STUDENTS, INS
 ROLES = list(settings["roles"])
 
 # ---- The students' servers --------------------------------------------------------------------
-SPAWNER = server["spawner"]
-if SPAWNER == "auto":
-    # SystemdSpawner needs systemd as PID 1 (it runs each server as a transient unit).
-    SPAWNER = "systemd" if paths.SYSTEMD_RUNTIME.is_dir() else "local"
+SPAWNER = course_settings.chosen_spawner(settings)  # "auto": SystemdSpawner where systemd is PID 1
 if SPAWNER == "systemd":
-    c.JupyterHub.spawner_class = "systemdspawner.SystemdSpawner"
+    c.JupyterHub.spawner_class = SystemdStudentSpawner
     # systemd enforces mem_limit (MemoryMax) and cpu_limit (CPUQuota) on the whole unit.
     c.SystemdSpawner.isolate_tmp = True
     c.SystemdSpawner.isolate_devices = True
     c.SystemdSpawner.disable_user_sudo = True
 else:
-    # mem_limit becomes an RLIMIT_AS on the server and each kernel (course_hub.spawner).
-    c.JupyterHub.spawner_class = RlimitLocalProcessSpawner
+    # mem_limit holds for the sum of a student's processes: a memory cgroup per student, or an
+    # RLIMIT_AS per process where no cgroup can be made (course_hub.spawner, course_hub.memory).
+    c.JupyterHub.spawner_class = LocalStudentSpawner
 c.Spawner.mem_limit = settings["limits"]["memory"]
 c.Spawner.cpu_limit = float(settings["limits"]["cpu"])  # enforced by SystemdSpawner only
+# Each student sees their memory against mem_limit in Notebook 7's top bar (jupyter-resource-usage,
+# switched on by the labconfig override in the virtualenv's etc/jupyter). Its Prometheus gauges
+# are off: nobody scrapes them, and they cost every server a scan of its processes each second.
+c.Spawner.args.append("--ResourceUseDisplay.enable_prometheus_metrics=False")
 # The world-readable course virtualenv, whatever the hub's own PATH holds.
 c.Spawner.cmd = [str(paths.VENV_BIN / "jupyterhub-singleuser")]
 c.Spawner.env_keep = ["LANG", "LC_ALL"]

@@ -5,11 +5,16 @@
     course-hub                  # run the hub in the foreground (what the systemd unit starts)
     course-hub --background     # start a supervised hub and return at once (what rc.local runs)
     course-hub --stop           # stop the hub --background started
+    course-hub --restart        # stop it (if it runs) and start it again: what an upgrade does
     course-hub --supervise      # run the hub, restarting it after a crash
 
 Options ``--config FILE`` (default: the installed ``jupyterhub_config.py``) and
 ``--pidfile FILE`` (default: the settings' ``server.pidfile``). The log of ``--background``
-is the settings' ``server.log``.
+is the settings' ``server.log``: mode 0640, readable by root and the ``adm`` group (Debian's
+group for reading system logs), not by students; the supervisor rotates it (copy, then
+truncate: every process that writes to it, students' servers included, goes on appending)
+when it passes ``server.log_max_size``, keeping ``server.log_backups`` old ones. Machines
+without systemd often run no cron either, so no logrotate: the supervisor does it.
 
 Why a launcher: a process put in the background by a non-interactive shell (``rc.local``, a test)
 starts with SIGINT and SIGQUIT ignored, and its children inherit that; the hub then cannot be
@@ -24,8 +29,10 @@ SIGTERM or SIGINT to the launcher stops the hub (students' servers keep running:
 ``cleanup_servers = False``) and then the launcher, which removes its pid file.
 """
 import argparse
+import grp
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +40,7 @@ import time
 
 from . import paths
 from . import settings as course_settings
+from . import tls
 
 #: Restart delays grow from the first to the last after crashes in a row.
 FIRST_DELAY_SECONDS, LAST_DELAY_SECONDS = 1, 30
@@ -42,6 +50,11 @@ HEALTHY_RUN_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 60
 #: What marks a supervising launcher in its command line (see :func:`running_launcher`).
 LAUNCHER_MODULE = "course_hub.launcher"
+#: Who may read the hub's log besides root: Debian's group for reading system logs.
+LOG_GROUP = "adm"
+LOG_MODE = 0o640
+#: How often the supervisor checks the log's size.
+LOG_CHECK_SECONDS = 5
 
 
 def reset_signals():
@@ -63,12 +76,12 @@ def _parent(pid):
     return int(stat.rsplit(b")", 1)[1].split()[1]) if stat else 0
 
 
-def orphaned_services(hub_api_port):
-    """Pids of managed services (the idle culler) of the hub on ``hub_api_port`` whose hub is gone.
+def managed_services(hub_api_port):
+    """Pids of the managed services (the idle culler) of the hub whose API is on ``hub_api_port``.
 
-    A hub stops its services when it shuts down; a hub that crashed cannot, and its culler
-    would live on beside the next hub's. Such a service carries ``JUPYTERHUB_SERVICE_NAME`` and
-    this hub's API address in its environment, and its parent is no longer a hub.
+    Such a service carries ``JUPYTERHUB_SERVICE_NAME`` and that hub's API address in its
+    environment (whatever interpreter runs it: the unit's old ``pkill`` pattern named
+    ``python3`` while the culler ran as ``python``).
     """
     marker = f"JUPYTERHUB_API_URL=http://127.0.0.1:{hub_api_port}/".encode()
     found = []
@@ -76,11 +89,19 @@ def orphaned_services(hub_api_port):
         if not entry.name.isdigit():
             continue
         environ = b"\0" + _read_proc(entry.name, "environ")
-        if b"\0JUPYTERHUB_SERVICE_NAME=" not in environ or b"\0" + marker not in environ:
-            continue
-        if b"jupyterhub" not in _read_proc(_parent(entry.name), "cmdline"):
+        if b"\0JUPYTERHUB_SERVICE_NAME=" in environ and b"\0" + marker in environ:
             found.append(int(entry.name))
     return found
+
+
+def orphaned_services(hub_api_port):
+    """Pids of managed services of the hub on ``hub_api_port`` whose hub is gone.
+
+    A hub stops its services when it shuts down; a hub that crashed cannot, and its culler
+    would live on beside the next hub's. Such a service's parent is no longer a hub.
+    """
+    return [pid for pid in managed_services(hub_api_port)
+            if b"jupyterhub" not in _read_proc(_parent(pid), "cmdline")]
 
 
 def stop_pids(pids, grace=10):
@@ -120,7 +141,54 @@ def put_virtualenv_first_on_path(environ=os.environ):
     return environ["PATH"]
 
 
-def supervise(command, hub_api_port, log=print):
+def protect_log(path):
+    """Give the log file (and its rotated copies) mode 0640, owner root, group :data:`LOG_GROUP`
+    (root's group where that group does not exist)."""
+    try:
+        group = grp.getgrnam(LOG_GROUP).gr_gid
+    except KeyError:
+        group = 0
+    os.chown(path, 0, group)
+    os.chmod(path, LOG_MODE)
+
+
+def open_log(path):
+    """Open the log for appending, made or made private first; return the file object."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LOG_MODE)
+    protect_log(path)
+    return os.fdopen(descriptor, "ab")
+
+
+def rotate_log(path, max_bytes, backups):
+    """Rotate ``path`` when it holds ``max_bytes`` or more; return whether it did.
+
+    ``path.1`` ... ``path.N`` (N = ``backups``) move up one, the oldest goes, and the log is
+    copied to ``path.1`` and truncated in place: the processes that write to it keep their open
+    file and go on appending at its new end (the hub, its proxy, students' servers started by
+    earlier hubs). What lands between the copy and the truncation is lost (milliseconds).
+    """
+    path = pathlib.Path(path)
+    try:
+        if path.stat().st_size < max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    rotated = [path.with_name(f"{path.name}.{number}") for number in range(1, backups + 1)]
+    rotated[-1].unlink(missing_ok=True)
+    for older, newer in zip(reversed(rotated[:-1]), reversed(rotated[1:])):
+        if older.exists():
+            older.replace(newer)
+    descriptor = os.open(rotated[0], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, LOG_MODE)
+    with os.fdopen(descriptor, "wb") as copy, open(path, "rb") as original:
+        shutil.copyfileobj(original, copy)
+    protect_log(rotated[0])
+    os.truncate(path, 0)
+    return True
+
+
+def supervise(command, hub_api_port, log=print, log_file=None, log_max_bytes=None, log_backups=None):
     """Run ``command`` until it exits cleanly or the launcher is told to stop.
 
     Parameters
@@ -131,6 +199,9 @@ def supervise(command, hub_api_port, log=print):
         The hub's API port, which tells its services from other hubs'.
     log : callable
         Where progress messages go.
+    log_file : pathlib.Path, optional
+        The log the hub writes to (its standard output), rotated at ``log_max_bytes`` with
+        ``log_backups`` old copies (:func:`rotate_log`), checked every :data:`LOG_CHECK_SECONDS`.
 
     Returns
     -------
@@ -153,7 +224,14 @@ def supervise(command, hub_api_port, log=print):
         started = time.monotonic()
         # Handlers installed above become SIG_DFL in the child at exec: the hub gets defaults.
         child = subprocess.Popen(command)
-        status = child.wait()
+        status = None
+        while status is None:
+            if log_file is not None and rotate_log(log_file, log_max_bytes, log_backups):
+                log(f"course-hub: rotated {log_file} ({log_backups} kept)", flush=True)
+            try:
+                status = child.wait(LOG_CHECK_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
         if stopping or status == 0:
             return status
         stop_orphaned_services(hub_api_port, log)
@@ -194,11 +272,11 @@ def start_in_background(config, pidfile, log_path):
     if running:
         return running, False
     pidfile, log_path = pathlib.Path(pidfile), pathlib.Path(log_path)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    with open_log(log_path) as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", LAUNCHER_MODULE, "--supervise", "--config", str(config), "--pidfile", str(pidfile)],
+            [sys.executable, "-m", LAUNCHER_MODULE, "--supervise", "--config", str(config), "--pidfile", str(pidfile),
+             "--log", str(log_path)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd="/", start_new_session=True,
         )
     pidfile.write_text(f"{child.pid}\n")
@@ -234,15 +312,47 @@ def prepare_state_dir(state_dir):
     return state_dir
 
 
+def prepare_run_dir(run_dir, state_dir, log=print):
+    """Create the folder of the pid files (mode 0700); retire those earlier versions kept in the
+    state folder; return the run folder.
+
+    A pid file that survives a reboot (the state folder does; /run does not) may name a process
+    that has since been given that pid, and the hub signals the process its proxy pid file names.
+    A proxy pid file of the state folder that names a live configurable-http-proxy is moved to
+    the run folder (an upgrade while a crashed hub's proxy still runs: the new hub stops it, as
+    it stops any proxy its pid file names); every other one is removed.
+    """
+    run_dir, state_dir = pathlib.Path(run_dir), pathlib.Path(state_dir)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    run_dir.chmod(0o700)
+    for name in (paths.HUB_PIDFILE, paths.PROXY_PIDFILE):
+        legacy = state_dir / name
+        if legacy == run_dir / name or not legacy.exists():
+            continue
+        try:
+            pid = int(legacy.read_text().strip())
+        except (OSError, ValueError):
+            pid = 0
+        if name == paths.PROXY_PIDFILE and pid and b"configurable-http-proxy" in _read_proc(pid, "cmdline"):
+            legacy.replace(run_dir / name)
+            log(f"course-hub: moved the running proxy's pid file {legacy} to {run_dir}", flush=True)
+        else:
+            legacy.unlink()
+    return run_dir
+
+
 def main(argv=None):
     """Parse the options and do what they say; returns the exit status."""
     parser = argparse.ArgumentParser(prog="course-hub", description="Start the course hub.")
     parser.add_argument("--config", default=str(paths.HUB_CONFIG), help="jupyterhub_config.py to use")
     parser.add_argument("--pidfile", default=None, help="the launcher's pid file (default: the settings')")
+    parser.add_argument("--log", default=None, help="with --supervise: the log the hub writes to, to rotate")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--supervise", action="store_true", help="restart the hub after a crash")
     mode.add_argument("--background", action="store_true", help="start a supervised hub, return at once")
     mode.add_argument("--stop", action="store_true", help="stop the hub --background started")
+    mode.add_argument("--restart", action="store_true",
+                      help="stop the hub --background started (if it runs), then start it again")
     args = parser.parse_args(argv)
     try:
         server = course_settings.for_this_server()["server"]
@@ -250,19 +360,24 @@ def main(argv=None):
         print(f"course-hub: {exc}", file=sys.stderr)
         return 2
     pidfile = pathlib.Path(args.pidfile) if args.pidfile else server["pidfile"]
-    if args.background:
-        pid, started = start_in_background(args.config, pidfile, server["log"])
-        print(f"course-hub: started the course hub (pid {pid}), log in {server['log']}" if started
-              else f"course-hub: the course hub already runs (pid {pid}); not starting another")
-        return 0
-    if args.stop:
+    if args.stop or args.restart:
         try:
             pid = stop_background(pidfile)
         except TimeoutError as exc:
             print(f"course-hub: {exc}", file=sys.stderr)
             return 1
-        print(f"course-hub: stopped the course hub (pid {pid})" if pid
-              else f"course-hub: no course hub runs ({pidfile} names none)")
+        if pid or args.stop:
+            print(f"course-hub: stopped the course hub (pid {pid})" if pid
+                  else f"course-hub: no course hub runs ({pidfile} names none)")
+        if args.stop:
+            return 0
+        # A restart (an upgrade): the running hub went (students' servers stay: cleanup_servers
+        # = False); one of the version just installed starts, reading the settings afresh.
+        args.background = True
+    if args.background:
+        pid, started = start_in_background(args.config, pidfile, server["log"])
+        print(f"course-hub: started the course hub (pid {pid}), log in {server['log']}" if started
+              else f"course-hub: the course hub already runs (pid {pid}); not starting another")
         return 0
     reset_signals()
     try:
@@ -270,6 +385,9 @@ def main(argv=None):
     except PermissionError:
         pass  # already a session or group leader (e.g. started by systemd): nothing to leave
     prepare_state_dir(server["state_dir"])
+    prepare_run_dir(server["run_dir"], server["state_dir"])
+    if tls.https_mode(server) == "self-signed":
+        tls.ensure_self_signed(server["state_dir"], server["ip"])  # made, or made again before it expires
     put_virtualenv_first_on_path()
     stop_orphaned_services(server["hub_api_port"])
     command = hub_command(args.config)
@@ -278,6 +396,9 @@ def main(argv=None):
     if args.pidfile:
         pidfile.write_text(f"{os.getpid()}\n")
     try:
+        if args.log:
+            return supervise(command, server["hub_api_port"], log_file=pathlib.Path(args.log),
+                             log_max_bytes=server["log_max_size"], log_backups=server["log_backups"])
         return supervise(command, server["hub_api_port"])
     finally:
         if args.pidfile and pidfile.exists() and pidfile.read_text().strip() == str(os.getpid()):

@@ -5,8 +5,8 @@ Everything else takes its paths from this module: ``jupyterhub_config.py`` and t
 virtualenv exists (``python3 -m course_hub.paths`` prints the shell assignments it needs); the
 systemd unit and ``rc.local`` name only :data:`COURSE_HUB`, which knows the rest (a test checks
 that they name this one). A site settings file (:data:`SITE_SETTINGS`) may move the state
-folder, the course repository, the log, the pid file and the grading folders (``server``
-section); the install location (:data:`PREFIX`) is fixed.
+folder, the course repository, the log, the pid files, the launcher's pid file and the grading
+folders (``server`` section); the install location (:data:`PREFIX`) is fixed.
 
 This module uses only the standard library: ``install.sh`` runs it before anything is installed.
 """
@@ -29,8 +29,13 @@ PROXY_COMMAND = PROXY_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
 PROXY_NODE_DIR = PROXY_DIR / "bin"
 
 # ---- this server's data and settings (the defaults of the settings' ``server`` section) ---------
-#: Database, cookie secret, pid files, roster passwords, the enrolment ledger (mode 0700).
+#: Database, cookie secret, the self-signed certificate, roster passwords, the enrolment ledger
+#: (mode 0700).
 STATE_DIR = pathlib.Path("/var/lib/dlcourse")
+#: The pid files of the hub and its proxy: under /run, emptied at every boot, so that after a
+#: power loss no pid file names a process that has since been given the same pid (the hub
+#: signals the process its proxy pid file names).
+RUN_DIR = pathlib.Path("/run/dlcourse")
 #: The bare git repository students' copies sync from and instructors publish to.
 COURSE_REPO = pathlib.Path("/srv/dlcourse/course.git")
 #: The hub's log and the supervising launcher's pid file where it runs without systemd.
@@ -56,9 +61,16 @@ LOCK_DIR = pathlib.Path("/run/lock")
 #: Files inside the state folder, wherever the settings put it.
 DATABASE = "jupyterhub.sqlite"
 COOKIE_SECRET = "jupyterhub_cookie_secret"
+ENROLMENTS = "enrolments.csv"
+#: The self-signed certificate the hub makes when no other is given (course_hub.tls), in a
+#: folder (mode 0700) of the state folder; the key is mode 0600.
+TLS_DIR = "tls"
+SELF_SIGNED_CERT = "self-signed.crt"
+SELF_SIGNED_KEY = "self-signed.key"
+#: Files inside the run folder (RUN_DIR, or the settings' ``server.run_dir``). Earlier versions
+#: kept them in the state folder, where the launcher removes them (course_hub.launcher).
 HUB_PIDFILE = "jupyterhub.pid"
 PROXY_PIDFILE = "jupyterhub-proxy.pid"
-ENROLMENTS = "enrolments.csv"
 
 #: Inside the grading folder: nbgrader's course directory (sources, releases, submissions,
 #: grades, ``gradebook.db``) and the sandbox's scratch folders (one per notebook being graded).
@@ -70,6 +82,9 @@ SANDBOX_SCRATCH = "sandbox"
 #: Exists only where systemd is PID 1 (then the hub uses SystemdSpawner and the unit below).
 SYSTEMD_RUNTIME = pathlib.Path("/run/systemd/system")
 SYSTEMD_UNIT = pathlib.Path("/etc/systemd/system/jupyterhub.service")
+#: Without systemd, each student's memory cgroup is ``<memory controller>/CGROUP_NAME/<user>``
+#: (course_hub.memory), wherever the machine mounts its memory controller.
+CGROUP_NAME = "dlcourse"
 RC_LOCAL = pathlib.Path("/etc/rc.local")
 
 # ---- files the package ships ------------------------------------------------------------------

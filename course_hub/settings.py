@@ -38,6 +38,7 @@ _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 #: Paths of the ``server`` section: course_hub.paths' unless a site file moves them.
 SERVER_PATHS = {
     "state_dir": paths.STATE_DIR,
+    "run_dir": paths.RUN_DIR,
     "course_repo": paths.COURSE_REPO,
     "log": paths.LOG,
     "pidfile": paths.PIDFILE,
@@ -106,6 +107,15 @@ def deep_merge(base, override):
     return merged
 
 
+def chosen_spawner(settings):
+    """``"systemd"`` or ``"local"``: the settings' ``server.spawner``, where ``auto`` means
+    SystemdSpawner wherever systemd is PID 1 (it runs each server as a transient unit)."""
+    spawner = settings["server"]["spawner"]
+    if spawner == "auto":
+        return "systemd" if paths.SYSTEMD_RUNTIME.is_dir() else "local"
+    return spawner
+
+
 def site_path():
     """The site file this server uses: ``$DLCOURSE_SETTINGS``, else paths.SITE_SETTINGS if it
     exists, else None (the shared settings alone)."""
@@ -134,8 +144,9 @@ def load_settings(site=None, shared=None):
     -------
     dict
         The settings. In ``roles``, ``{students}`` and ``{instructors}`` are replaced by the
-        group names; ``server`` holds every key of :data:`SERVER_PATHS` as a pathlib.Path, and
-        ``ssl_cert`` and ``ssl_key`` (None for plain HTTP).
+        group names; ``server`` holds every key of :data:`SERVER_PATHS` as a pathlib.Path,
+        ``ssl_cert`` and ``ssl_key`` (None: a self-signed certificate) and ``tls_front_end``
+        (see course_hub.tls).
 
     Raises
     ------
@@ -161,10 +172,19 @@ def load_settings(site=None, shared=None):
             raise SettingsError(f"{where}: server.{key}: expected an absolute path, got {str(server[key])!r}")
     server.setdefault("ssl_cert", None)
     server.setdefault("ssl_key", None)
+    server.setdefault("tls_front_end", False)
     if server["ssl_cert"] and not server["ssl_key"]:
         raise SettingsError(f"{where}: server.ssl_key: expected the key file of server.ssl_cert, got nothing")
     if server["ssl_key"] and not server["ssl_cert"]:
         raise SettingsError(f"{where}: server.ssl_cert: expected the certificate of server.ssl_key, got nothing")
+    for key in ("ssl_cert", "ssl_key"):
+        if server[key] and not (isinstance(server[key], str) and pathlib.Path(server[key]).is_absolute()):
+            raise SettingsError(f"{where}: server.{key}: expected an absolute path, got {server[key]!r}")
+    if not isinstance(server["tls_front_end"], bool):
+        raise SettingsError(f"{where}: server.tls_front_end: expected true or false, got {server['tls_front_end']!r}")
+    if server["tls_front_end"] and server["ssl_cert"]:
+        raise SettingsError(f"{where}: server.tls_front_end: expected false when server.ssl_cert is set (the "
+                            "hub serves that certificate itself), got true")
     settings["roles"] = [_fill_groups(role, settings["groups"]) for role in settings.get("roles", [])]
     return settings
 
@@ -219,6 +239,15 @@ def _check(settings, where):
             parse_byte_size(settings[section]["memory"], f"{section}.memory")
         except ValueError as exc:
             raise SettingsError(f"{where}: {exc}") from None
+    server = settings["server"]
+    try:
+        server["log_max_size"] = parse_byte_size(server.get("log_max_size", "10M"), "server.log_max_size")
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {exc}") from None
+    backups = server.setdefault("log_backups", 5)
+    if isinstance(backups, bool) or not isinstance(backups, int) or backups < 1:
+        raise SettingsError(f"{where}: server.log_backups: expected a whole number of old logs (1 or more), "
+                            f"got {backups!r}")
     cpu = settings["limits"]["cpu"]
     if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or cpu <= 0:
         raise SettingsError(f"{where}: limits.cpu: expected a positive number of cores, got {cpu!r}")

@@ -1,15 +1,23 @@
-"""The local process spawner of the course: a memory limit that holds, and ports that cannot clash.
+"""The course's spawners: a memory limit per student, and ports that cannot clash.
 
-:class:`RlimitLocalProcessSpawner` is JupyterHub's ``LocalProcessSpawner`` with the
-per-student memory limit (``Spawner.mem_limit``) enforced as an address-space rlimit on the
-student's server and every kernel it starts (the plain spawner ignores ``mem_limit``), and
-with servers on ports below the kernels' ephemeral range (:data:`SERVER_PORTS`).
+:class:`LocalStudentSpawner` is JupyterHub's ``LocalProcessSpawner`` with the per-student
+memory limit (``Spawner.mem_limit``, which the plain spawner ignores) enforced on the sum of
+the student's processes by a memory cgroup of their own (``course_hub.memory``), or, where this
+machine has no writable memory controller, as an address-space rlimit on each process; and with
+servers on ports below the kernels' ephemeral range (:data:`SERVER_PORTS`).
+:class:`SystemdStudentSpawner`, where systemd is PID 1, is SystemdSpawner (a unit per server,
+``MemoryMax`` and ``CPUQuota``) passing the server's arguments on as configured.
 """
+import asyncio
+import os
 import random
 import resource
 import socket
 
 from jupyterhub.spawner import LocalProcessSpawner
+from systemdspawner import SystemdSpawner
+
+from . import memory
 
 #: Students' servers listen on ports from this range, below Linux's ephemeral ports (32768-60999).
 #: Kernels bind their ZMQ sockets to ephemeral ports; with JupyterHub's own choice (an ephemeral
@@ -40,23 +48,35 @@ def pick_server_port(ports=SERVER_PORTS, taken=(), attempts=200):
     raise RuntimeError(f"no free port for a student server in {ports.start}-{ports.stop - 1}")
 
 
-class RlimitLocalProcessSpawner(LocalProcessSpawner):
-    """Local process spawner that enforces ``mem_limit`` with ``RLIMIT_AS``.
+class LocalStudentSpawner(LocalProcessSpawner):
+    """Local process spawner that holds each student to ``mem_limit``, all processes together.
 
-    The limit is set in the child between ``fork`` and ``exec``, before the switch to the
-    student's user, so the student cannot raise it again; kernels inherit it. It bounds each
-    process's address space: an allocation past it fails with ``MemoryError`` in that process
-    only, instead of the kernel's OOM killer picking a victim on the shared machine.
+    Before the server starts, the student's memory cgroup is made with the limit
+    (:class:`course_hub.memory.StudentCgroup`); the server enters it between ``fork`` and
+    ``exec``, before the switch to the student's user, and its kernels and terminals inherit
+    it. When the server stops (or is found dead), the cgroup is removed with whatever still
+    runs in it. Without a writable memory controller, the limit becomes an ``RLIMIT_AS`` on the
+    server and on each kernel (inherited, and the student cannot raise it): an allocation past
+    it fails with ``MemoryError`` in that process only; the limit is then per process.
     """
 
+    def _cgroup(self):
+        """The student's cgroup, or None where the limit is an rlimit (or there is no limit)."""
+        if not self.mem_limit or memory.memory_hierarchy() is None:
+            return None
+        return memory.StudentCgroup(self.user.name)
+
     def make_preexec_fn(self, name):
-        """Return the child set-up: the memory rlimit, then the switch to user ``name``."""
+        """Return the child set-up: into the memory cgroup (or under the rlimit), then user ``name``."""
         switch_user = super().make_preexec_fn(name)
         # mem_limit is a ByteSpecification: JupyterHub has already turned "2G" into bytes.
         limit = self.mem_limit or None
+        cgroup = self._cgroup()
 
         def preexec():
-            if limit is not None:
+            if cgroup is not None:
+                cgroup.add(os.getpid())  # this child, about to become the server
+            elif limit is not None:
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             switch_user()
 
@@ -66,7 +86,14 @@ class RlimitLocalProcessSpawner(LocalProcessSpawner):
     _ports_in_use = set()
 
     async def start(self):
-        """Start the server on a port outside the kernels' ephemeral range."""
+        """Make the student's memory cgroup; start the server on a port outside the kernels' range."""
+        cgroup = self._cgroup()
+        if cgroup is not None:
+            await asyncio.to_thread(cgroup.create, self.mem_limit)  # may stop leftovers: not in the loop
+            self.log.info("%s's processes share %s bytes of memory in %s", self.user.name, self.mem_limit, cgroup.path)
+        elif self.mem_limit:
+            self.log.warning("no writable memory cgroup here: %s's limit of %s bytes holds per process",
+                             self.user.name, self.mem_limit)
         # A fresh port at every start: the one of a previous run may be anybody's by now.
         self.port = pick_server_port(taken=self._ports_in_use)
         self._ports_in_use.add(self.port)
@@ -78,3 +105,33 @@ class RlimitLocalProcessSpawner(LocalProcessSpawner):
             return await super().stop(now=now)
         finally:
             self._ports_in_use.discard(self.port)
+
+    async def run_post_stop_hook(self):
+        """Remove the student's cgroup, with anything left in it, then run the configured hook.
+
+        The hub calls this after every stop, also for a server it found dead (when it does not
+        call :meth:`stop`).
+        """
+        cgroup = self._cgroup()
+        if cgroup is not None:
+            try:
+                left = await asyncio.to_thread(cgroup.remove)
+            except OSError as exc:
+                self.log.warning("could not remove %s's memory cgroup %s: %s", self.user.name, cgroup.path, exc)
+            else:
+                if left:
+                    self.log.info("stopped %s's processes left after their server: %s", self.user.name, left)
+        return super().run_post_stop_hook()
+
+
+class SystemdStudentSpawner(SystemdSpawner):
+    """SystemdSpawner that passes the server's arguments on exactly as configured.
+
+    SystemdSpawner runs every argument through ``str.format`` to expand ``{USERNAME}`` and
+    ``{USERID}``, so an argument with a JSON value (``--ServerApp.tornado_settings={...}``) made
+    every server start fail with ``KeyError``. The course's arguments name no user: their braces
+    are doubled here, and the formatting gives them back unchanged.
+    """
+
+    def get_args(self):
+        return [arg.replace("{", "{{").replace("}", "}}") for arg in super().get_args()]

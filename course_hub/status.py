@@ -21,6 +21,7 @@ import urllib.request
 
 import psutil
 
+from . import memory
 from . import settings as course_settings
 
 PAGE = 200
@@ -191,7 +192,19 @@ def main(argv=None):
         print(f"course-status: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
+    if not args.json:
+        print(memory_limit_line())
     return 0
+
+
+def memory_limit_line():
+    """What the memory limit covers on this server (per student, or per process as a last resort)."""
+    try:
+        settings = course_settings.for_this_server()
+    except course_settings.SettingsError as exc:
+        return f"memory limit: unknown ({exc})"
+    scope = memory.limit_scope(course_settings.chosen_spawner(settings))
+    return memory.describe_limit(settings["limits"]["memory"], scope)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,16 @@
 # Idempotent: running it again updates the packages and leaves data alone (the course
 # repository, the state folder and the site settings).
 #
-#   deploy/install.sh                 set up everything, then start the hub
+#   deploy/install.sh                 set up everything, then start the hub (restart it if it runs:
+#                                     an upgrade; students' servers keep running)
 #   deploy/install.sh --no-start      set up everything, start nothing
 #   deploy/install.sh --test-tools    also install what the test suite needs
+#
+# HTTPS (the choice is written into the site settings, so every later run keeps it):
+#   --cert FILE --key FILE            the institution's certificate (full chain) and its key
+#   --self-signed                     a certificate this machine makes (the default)
+#   --tls-front-end                   a TLS front end holds the certificate: the hub listens on
+#                                     127.0.0.1 in plain HTTP
 #
 # Every path comes from course_hub/paths.py (read below); the hub's code, configuration and
 # commands are the project's package, installed into the virtualenv with pip.
@@ -17,13 +24,26 @@ NODE_VERSION=24.19.0  # the Node the proxy runs on: see "Node and configurable-h
 
 start_hub=1
 test_tools=0
-for arg in "$@"; do
-    case "$arg" in
+cert=""
+key=""
+https_choice=""
+usage_error() { echo "install.sh: $*" >&2; exit 2; }
+while [ "$#" -gt 0 ]; do
+    case "$1" in
         --no-start) start_hub=0 ;;
         --test-tools) test_tools=1 ;;
-        *) echo "install.sh: unknown option '$arg' (known: --no-start, --test-tools)" >&2; exit 2 ;;
+        --cert|--key)
+            if [ "$#" -lt 2 ] || [ -z "$2" ]; then usage_error "$1: expected a file name, got nothing"; fi
+            if [ "$1" = --cert ]; then cert=$2; else key=$2; fi
+            shift ;;
+        --self-signed|--tls-front-end) https_choice=${1#--} ;;
+        *) usage_error "unknown option '$1' (known: --no-start, --test-tools, --cert FILE --key FILE, --self-signed, --tls-front-end)" ;;
     esac
+    shift
 done
+if [ -n "$cert" ] && [ -z "$key" ]; then usage_error "--cert: expected --key FILE with it (the certificate's private key), got none"; fi
+if [ -n "$key" ] && [ -z "$cert" ]; then usage_error "--key: expected --cert FILE with it (the certificate), got none"; fi
+if [ -n "$cert" ] && [ -n "$https_choice" ]; then usage_error "--cert/--key and --$https_choice: expected one way of serving HTTPS, got both"; fi
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install.sh: run as root (it creates accounts, a system service and /opt, /var/lib folders)" >&2
@@ -32,11 +52,16 @@ fi
 
 log() { printf '==> %s\n' "$*"; }
 
-apt_packages=(python3-venv git dataset-fashion-mnist)
+# libnss-myhostname: this machine's own name always resolves. JupyterHub checks that its proxy
+# is up by connecting to the hostname when the hub listens on every interface; where the name
+# resolves nowhere (debootstrap and some images write no /etc/hosts line for it), no hub ever
+# got ready and systemd restarted it in a loop.
+apt_packages=(python3-venv git dataset-fashion-mnist libnss-myhostname)
 if [ "$test_tools" -eq 1 ]; then
     # systemd: systemd-analyze, to verify the unit even where systemd does not run.
     # debootstrap: the fresh-machine test (tests/freshroot) builds a minimal Debian 12 with it.
-    apt_packages+=(chromium chromium-driver shellcheck octave systemd debootstrap)
+    # systemd-container: systemd-nspawn, which boots such a root with systemd (test_systemd_boot.py).
+    apt_packages+=(chromium chromium-driver shellcheck octave systemd debootstrap systemd-container)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -105,6 +130,14 @@ if [ "$installed_proxy" != "$PROXY_VERSION" ]; then
         install --prefix "$PROXY_DIR" --no-audit --no-fund --engine-strict "configurable-http-proxy@$PROXY_VERSION"
 fi
 
+# ---- HTTPS: the choice given, written into the site settings (course_hub/tls.py) --------------------
+if [ -n "$cert" ]; then
+    log "serving HTTPS with $cert"
+    "$VENV/bin/course-tls" use --cert "$cert" --key "$key"
+elif [ -n "$https_choice" ]; then
+    "$VENV/bin/course-tls" "${https_choice/tls-/}"
+fi
+
 # ---- the course's groups, the course repository (seeded once), its publish gate, git's trust ------
 # Seeded from the checkout only while it has no commit: afterwards the instructors publish
 # into it, and a re-install must not put the checkout's notebooks back over their fixes.
@@ -146,10 +179,13 @@ from course_hub import settings
 print(settings.for_this_server()["hub"]["port"])
 '
 }
+# A hub that runs is restarted, so that it runs the version just installed with the settings as
+# they are now (an upgrade); students' servers and kernels keep running (cleanup_servers = False).
 if [ "$systemd_runs" -eq 1 ]; then
-    log "starting the hub (systemd unit jupyterhub.service) on port $(configured_hub_port env -i)"
+    log "(re)starting the hub (systemd unit jupyterhub.service) on port $(configured_hub_port env -i)"
     systemctl restart jupyterhub.service
 else
-    log "starting the hub in the background (deploy/rc.local) on port $(configured_hub_port)"
-    sh "$RC_LOCAL"
+    # What rc.local runs at boot, restarting a hub that runs.
+    log "(re)starting the hub in the background (course-hub --restart) on port $(configured_hub_port)"
+    "$VENV/bin/course-hub" --restart
 fi

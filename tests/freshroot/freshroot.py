@@ -51,8 +51,12 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import uuid
 
+import yaml
 from course_hub import paths as course_paths
+from course_hub import settings as course_settings
+from course_hub import tls as course_tls
 from tests.hub import hubkit  # waiting on a state, pids, the login form
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -60,6 +64,9 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 CACHE_DIR = pathlib.Path("/var/cache/dlcourse-freshroot")
 BASE_TARBALL = CACHE_DIR / f"{SUITE}-{VARIANT}.tar"
+#: What a root that boots needs on top of the minimal base: systemd as PID 1 (systemd-sysv makes
+#: it /sbin/init) and D-Bus, which systemctl talks through. Cached as a base of its own.
+BOOT_PACKAGES = ("systemd", "systemd-sysv", "dbus")
 RUNS_DIR = pathlib.Path("/var/tmp/dlcourse-freshroot")
 #: Where the committed tree is put inside the root: "a checkout of this repository". Not under
 #: /root (mode 0700): the instructors' hub tests run the checkout's deploy/ code as an instructor.
@@ -118,7 +125,7 @@ COURSE_NODE = str(course_paths.PROXY_NODE_DIR / "node")
 PROXY_MODULES = str(course_paths.PROXY_DIR / "node_modules")
 
 
-def write_site_settings(root, ports):
+def write_site_settings(root, ports, more=None):
     """Make the hub of ``root`` listen on ``ports``, not the machine's own ports.
 
     The way an operator would: the server's site settings file (``course_hub.paths.SITE_SETTINGS``),
@@ -128,13 +135,21 @@ def write_site_settings(root, ports):
     ----------
     root : FreshRoot
     ports : HubPorts
+    more : dict, optional
+        More site settings (e.g. smaller limits), merged over the ports.
     """
     site = root.path(str(course_paths.SITE_SETTINGS))
     site.parent.mkdir(parents=True, exist_ok=True)
-    site.write_text(
-        f"hub:\n  port: {ports.hub}\n"
-        f"server:\n  ip: 127.0.0.1\n  hub_api_port: {ports.hub_api}\n  proxy_api_port: {ports.proxy_api}\n"
-    )
+    values = {"hub": {"port": ports.hub},
+              "server": {"ip": "127.0.0.1", "hub_api_port": ports.hub_api, "proxy_api_port": ports.proxy_api}}
+    site.write_text(yaml.safe_dump(course_settings.deep_merge(values, more or {}), sort_keys=False))
+
+
+def hub_url(root, ports):
+    """The address of the hub in ``root`` (HTTPS, as the install serves it) and the file of its
+    self-signed certificate on this machine, for checking it: ``(url, verify)``."""
+    certificate = course_tls.self_signed_files(course_paths.STATE_DIR)[0]
+    return f"https://127.0.0.1:{ports.hub}", str(root.path(certificate))
 
 
 # ---- Errors, time, small helpers -----------------------------------------------------------------
@@ -180,9 +195,15 @@ def _run(command, **kwargs):
     return result.stdout
 
 
-def prerequisites_missing():
-    """Why a fresh root cannot be made here (a list of reasons; empty when it can)."""
+def prerequisites_missing(boot=False):
+    """Why a fresh root (that boots, with ``boot``) cannot be made here (a list of reasons; empty
+    when it can)."""
     reasons = []
+    if boot and shutil.which("systemd-nspawn") is None:
+        reasons.append("systemd-nspawn missing (Debian package systemd-container; deploy/install.sh "
+                       "--test-tools installs it)")
+    if boot and not all((CGROUP_ROOT / name).is_dir() for name in ("systemd", "memory")):
+        reasons.append(f"no name=systemd and memory cgroup hierarchies under {CGROUP_ROOT}")
     if os.geteuid() != 0:
         reasons.append("needs root (debootstrap, chroot, mount)")
     for tool in ("debootstrap", "chroot", "mount", "umount", "tar", "git", "unshare", "nsenter"):
@@ -302,18 +323,34 @@ def _mirror_digest(mirror):
     return hashlib.sha256(mirror.encode()).hexdigest()[:16]
 
 
-def base_metadata():
+def base_tarball(include=()):
+    """The cached base of ``debootstrap --include`` these packages (the minimal base for none)."""
+    return BASE_TARBALL if not include else CACHE_DIR / f"{SUITE}-{VARIANT}+{'+'.join(sorted(include))}.tar"
+
+
+def base_metadata(include=()):
     """The cached base's metadata (a dict), or None when there is no usable cache."""
+    tarball = base_tarball(include)
     try:
-        return json.loads(BASE_TARBALL.with_suffix(".json").read_text()) if BASE_TARBALL.is_file() else None
+        return json.loads(tarball.with_suffix(".json").read_text()) if tarball.is_file() else None
     except (OSError, ValueError):
         return None
 
 
-def ensure_base(refresh=False, log=print):
+def ensure_base(refresh=False, log=print, include=()):
     """Return the cached base tarball, building it first when missing, stale or ``refresh``.
 
     Concurrent callers wait on a lock; one builds, the others reuse its tarball.
+
+    Parameters
+    ----------
+    refresh : bool
+        Rebuild even when the cache is fresh.
+    log : callable
+        Where progress messages go.
+    include : tuple of str
+        Debian packages debootstrap adds to the minimal base (e.g. :data:`BOOT_PACKAGES`); each
+        set is a base of its own beside the minimal one.
 
     Returns
     -------
@@ -321,19 +358,25 @@ def ensure_base(refresh=False, log=print):
         The tarball and its metadata (``built_now`` tells whether this call built it).
     """
     mirror = debian_mirror()
+    include = tuple(sorted(include))
+    tarball = base_tarball(include)
     wanted = {"suite": SUITE, "variant": VARIANT, "mirror_sha256": _mirror_digest(mirror)}
+    if include:
+        wanted["include"] = list(include)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with open(CACHE_DIR / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        metadata = base_metadata()
+        metadata = base_metadata(include)
         if not refresh and metadata and all(metadata.get(k) == v for k, v in wanted.items()):
-            return BASE_TARBALL, {**metadata, "built_now": False}
-        log(f"freshroot: building the base root ({VARIANT} {SUITE}) into {BASE_TARBALL}")
+            return tarball, {**metadata, "built_now": False}
+        log(f"freshroot: building the base root ({VARIANT} {SUITE}{' + ' + ', '.join(include) if include else ''}) "
+            f"into {tarball}")
         started = time.monotonic()
         build = pathlib.Path(tempfile.mkdtemp(prefix="build-", dir=CACHE_DIR))
         try:
-            _run(["debootstrap", f"--variant={VARIANT}", SUITE, str(build / "root"), mirror])
-            partial = BASE_TARBALL.with_suffix(".tar.partial")
+            _run(["debootstrap", f"--variant={VARIANT}", *([f"--include={','.join(include)}"] if include else []),
+                  SUITE, str(build / "root"), mirror])
+            partial = tarball.with_suffix(".tar.partial")
             _run(["tar", "--numeric-owner", "-C", str(build / "root"), "-cf", str(partial), "."])
             metadata = {
                 **wanted,
@@ -341,12 +384,12 @@ def ensure_base(refresh=False, log=print):
                 "build_seconds": round(time.monotonic() - started, 1),
                 "debootstrap": _run(["debootstrap", "--version"]).strip(),
             }
-            partial.replace(BASE_TARBALL)
-            BASE_TARBALL.with_suffix(".json").write_text(json.dumps(metadata, indent=1) + "\n")
+            partial.replace(tarball)
+            tarball.with_suffix(".json").write_text(json.dumps(metadata, indent=1) + "\n")
         finally:
             # The build root has no mounts (debootstrap unmounts its own /proc and /sys).
             _remove_tree(build)
-        return BASE_TARBALL, {**metadata, "built_now": True}
+        return tarball, {**metadata, "built_now": True}
 
 
 # ---- Mounts and processes -------------------------------------------------------------------------
@@ -475,6 +518,7 @@ def clean_stale_runs(log=print):
         log(f"freshroot: cleaning the stale run {run}")
         stop_processes(run / "root")
         _stop_namespace(run)
+        _remove_cgroups(run)
         unmount_all(run)
         _remove_tree(run)
         cleaned.append(run)
@@ -499,6 +543,9 @@ class FreshRoot:
         a busy disk here). The installed course takes about 2 GB; the whole test suite's tools
         (Chromium, Octave) more: run that on disk.
     """
+
+    #: Debian packages the cached base brings on top of the minimal one (see :func:`ensure_base`).
+    BASE_PACKAGES = ()
 
     def __init__(self, repo=REPO_ROOT, log=print, in_memory=False):
         self.repo = pathlib.Path(repo)
@@ -530,7 +577,7 @@ class FreshRoot:
             raise FreshRootError("cannot make a fresh root here: " + "; ".join(missing))
         clean_stale_runs(self.log)
         started = time.monotonic()
-        tarball, self.base_metadata = ensure_base(log=self.log)
+        tarball, self.base_metadata = ensure_base(log=self.log, include=self.BASE_PACKAGES)
         if self.base_metadata["built_now"]:
             self.timings["base build s"] = round(time.monotonic() - started, 1)
         started = time.monotonic()
@@ -546,9 +593,13 @@ class FreshRoot:
         self._put_tree()
         self._copy_package_sources()
         self.timings["copy s"] = round(time.monotonic() - started, 1)
+        self._start()
+        return self
+
+    def _start(self):
+        """Make the root a place to run commands in: the mounts and the run's PID namespace."""
         self._mount()
         self._start_namespace()
-        return self
 
     def base_timings(self):
         """The cached base's own build time when this run did not build it (timings has it otherwise)."""
@@ -686,13 +737,17 @@ class FreshRoot:
         raise FreshRootError(f"the roster tool wrote no password for {username} into {passwords}")
 
     # -- cleaning up
+    def _stop_steps(self):
+        """The clean-up's steps before unmounting: ``(name, callable)`` pairs."""
+        return (("stop", lambda: stop_processes(self.root)), ("namespace", self._end_namespace))
+
     def cleanup(self):
         """Stop the processes inside by pid, unmount, remove the run folder; report what failed."""
         if self.run_dir is None:
             return
         problems = []
-        for name, step in (("stop", lambda: stop_processes(self.root)), ("namespace", self._end_namespace),
-                           ("unmount", lambda: unmount_all(self.run_dir)), ("remove", lambda: _remove_tree(self.run_dir))):
+        for name, step in (*self._stop_steps(), ("unmount", lambda: unmount_all(self.run_dir)),
+                           ("remove", lambda: _remove_tree(self.run_dir))):
             started = time.monotonic()
             try:
                 step()
@@ -702,6 +757,149 @@ class FreshRoot:
         if problems:
             raise FreshRootError("fresh root clean-up: " + "; ".join(problems))
         self.run_dir = None
+
+
+# ---- A fresh machine that boots: systemd as PID 1 under systemd-nspawn -----------------------------
+#: The cgroup hierarchies a booted root is started in (one folder per run in each): name=systemd
+#: and the unified one, which systemd-nspawn and the systemd inside use, and the v1 controllers
+#: whose limits the test checks. Those that this machine does not mount are left out.
+BOOT_CGROUPS = ("systemd", "unified", "memory", "cpu", "cpuacct", "pids")
+CGROUP_ROOT = pathlib.Path("/sys/fs/cgroup")
+#: systemd-nspawn's exit status after ``systemctl reboot`` inside: boot again.
+REBOOT_STATUS = 133
+BOOT_TIMEOUT = 180
+
+
+def _cgroup_pids(folder):
+    """Pids in a cgroup folder and every folder below it."""
+    pids = set()
+    for procs in pathlib.Path(folder).rglob("cgroup.procs"):
+        with contextlib.suppress(OSError, ValueError):
+            pids.update(int(pid) for pid in procs.read_text().split())
+    return pids
+
+
+def _remove_cgroups(run_dir):
+    """Remove the cgroups a booted run was started in (``cgroups.json``), deepest first, once empty.
+
+    Raises
+    ------
+    FreshRootError
+        If one still holds processes after 30 s.
+    """
+    try:
+        folders = [pathlib.Path(p) for p in json.loads((pathlib.Path(run_dir) / "cgroups.json").read_text())]
+    except (OSError, ValueError):
+        return
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        hubkit.wait_for(lambda: not _cgroup_pids(folder), 30, what=f"the processes of {folder} to end")
+        for inner in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            inner.rmdir()
+        folder.rmdir()
+
+
+class BootedRoot(FreshRoot):
+    """A fresh root booted with systemd as PID 1 (``systemd-nspawn --boot``): a machine with systemd.
+
+    On top of :class:`FreshRoot`: the base brings systemd (:data:`BOOT_PACKAGES`); the root gets
+    a hostname of its own that resolves nowhere (debootstrap writes no ``127.0.1.1`` line for it,
+    and the host's ``/etc/hosts`` copied in does not name it); it is booted from cgroups this run
+    makes (``--register=no --keep-unit``: this machine has no systemd to register with), then the
+    v1 controllers nspawn mounts read-only inside are remounted read-write and systemd re-executed,
+    so that MemoryMax and CPUQuota are enforced. Commands run in the container's namespaces
+    (``nsenter``). The container shares this machine's network: its hub must use other ports.
+    Clean-up: SIGKILL to the container's PID 1 ends its PID namespace, then the cgroups are
+    removed and the root unmounted.
+    """
+
+    BASE_PACKAGES = BOOT_PACKAGES
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.machine = "dlboot" + uuid.uuid4().hex[:6]
+        self.nspawn = None
+        self.cgroups = []
+        self.boots = 0
+
+    def _start(self):
+        self.path("/etc/hostname").write_text(f"{self.machine}\n")
+        self.cgroups = [CGROUP_ROOT / name / self.machine for name in BOOT_CGROUPS if (CGROUP_ROOT / name).is_dir()]
+        (self.run_dir / "cgroups.json").write_text(json.dumps([str(p) for p in self.cgroups]))
+        for folder in self.cgroups:
+            folder.mkdir()
+        self.boot()
+
+    def boot(self, timeout=BOOT_TIMEOUT):
+        """Boot the root (again) and wait until systemd reports the system up; limits enforced."""
+        started = time.monotonic()
+        enter = "".join(f"echo $$ > {folder}/cgroup.procs; " for folder in self.cgroups)
+        binds = [f"--bind-ro={folder}" for folder in self.package_folders]
+        command = ["systemd-nspawn", "--boot", f"--directory={self.root}", f"--machine={self.machine}",
+                   "--register=no", "--keep-unit", "--console=read-only", *binds]
+        log = open(self.run_dir / f"boot-{self.boots}.log", "ab")
+        # Its own session: Ctrl-C reaches the test, not the container (the clean-up ends it).
+        self.nspawn = subprocess.Popen(["/bin/sh", "-c", enter + 'exec "$@"', "nspawn", *command],
+                                       stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        log.close()
+        self.boots += 1
+
+        def leader():
+            if self.nspawn.poll() is not None:
+                raise FreshRootError(f"systemd-nspawn exited with {self.nspawn.returncode}:\n"
+                                     f"{tail(self.run_dir / f'boot-{self.boots - 1}.log')}")
+            children = pathlib.Path(f"/proc/{self.nspawn.pid}/task/{self.nspawn.pid}/children")
+            found = children.read_text().split() if children.exists() else []
+            return int(found[0]) if found and "systemd" in hubkit._cmdline(int(found[0])) else None
+
+        self.namespace_init = hubkit.wait_for(leader, timeout, interval=0.2, what="the container's systemd")
+        (self.run_dir / "namespace.json").write_text(
+            json.dumps({"pid": self.namespace_init, "start_ticks": _start_ticks(self.namespace_init)}))
+
+        def up():
+            state = subprocess.run(self.command("systemctl is-system-running", cwd="/"), capture_output=True,
+                                   text=True).stdout.strip()
+            return state in ("running", "degraded") and state
+        self.state = hubkit.wait_for(up, timeout, interval=0.5, what="systemd to finish booting the container")
+        self.output("for c in memory cpu cpuacct pids; do mount -o remount,bind,rw /sys/fs/cgroup/$c; done; "
+                    "systemctl daemon-reexec", cwd="/")
+        hubkit.wait_for(up, timeout, interval=0.5, what="systemd after its re-execution")
+        self.timings[f"boot {self.boots} s"] = round(time.monotonic() - started, 1)
+        return self
+
+    def wait_for_power_off(self, timeout=120):
+        """Wait for the container to stop (after ``systemctl reboot`` or ``poweroff``); return
+        systemd-nspawn's exit status (:data:`REBOOT_STATUS` for a reboot)."""
+        try:
+            return self.nspawn.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise FreshRootError(f"the container still runs {timeout} s after it was told to stop") from None
+
+    def command(self, script, extra_env=None, cwd=CHECKOUT):
+        """The host command line that runs the shell ``script`` in the container, in ``cwd``."""
+        variables = [f"{k}={v}" for k, v in self.environment(extra_env).items()]
+        return ["nsenter", "--target", str(self.namespace_init), "--all", "--",
+                "/usr/bin/env", "-i", *variables, "/bin/bash", "-c", f"cd {shlex.quote(cwd)} && {script}"]
+
+    def output(self, script, extra_env=None, timeout=300, cwd=CHECKOUT):
+        """Run ``script`` in the container and return its standard output (raise if it fails)."""
+        return _run(self.command(script, extra_env, cwd), timeout=timeout)
+
+    def processes(self):
+        """Pids (as this machine numbers them) of every process of the container."""
+        return sorted(set().union(*(_cgroup_pids(folder) for folder in self.cgroups)))
+
+    def _power_off(self):
+        if self.namespace_init is not None and hubkit.pid_alive(self.namespace_init):
+            _stop_namespace(self.run_dir)  # SIGKILL to its PID 1: the kernel ends the rest
+        if self.nspawn is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.nspawn.wait(30)
+
+    def _stop_steps(self):
+        return (("power off", self._power_off), ("cgroups", lambda: _remove_cgroups(self.run_dir)))
 
 
 # ---- By hand: build the base, or run README commands in a fresh root -------------------------------

@@ -14,7 +14,6 @@ import shlex
 import time
 
 import pytest
-import requests
 
 from tests.freshroot import freshroot
 from tests.hub import hubkit  # the login form, the hub API
@@ -52,13 +51,6 @@ def explain(root, install_log):
             f"{freshroot.tail(root.path(freshroot.HUB_LOG))}")
 
 
-def hub_health(url):
-    try:
-        return requests.get(f"{url}/hub/health", timeout=5).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 # A bound for a slow mirror on a busy machine, above the install's own (pyproject's 900 s would
 # stop the test first); the test takes about five minutes here with a cached base.
 @pytest.mark.timeout(INSTALL_TIMEOUT + HUB_TIMEOUT + SPAWN_TIMEOUT + 600)
@@ -87,9 +79,10 @@ def test_readme_install_on_a_fresh_machine_serves_a_student(fresh_root):
         # The install names the port the hub really listens on, not a default it does not use.
         assert f"port {ports.hub}" in install_output, f"the install did not name port {ports.hub}"
 
-        url = f"http://127.0.0.1:{ports.hub}"
+        url, verify = freshroot.hub_url(root, ports)
         started = time.monotonic()
-        hubkit.wait_for(lambda: hub_health(url), HUB_TIMEOUT, what=f"{url}/hub/health to answer 200")
+        hubkit.wait_for(lambda: hubkit.answers_health(url, verify, timeout=5), HUB_TIMEOUT,
+                        what=f"{url}/hub/health to answer 200")
         root.timings["hub healthy s"] = round(time.monotonic() - started, 1)
         hub_pids = [pid for pid in freshroot.processes_in(root.root) if "jupyterhub" in hubkit._cmdline(pid)]
         assert hub_pids, "something answers the hub's port, but no hub runs inside the fresh root"
@@ -108,7 +101,7 @@ def test_readme_install_on_a_fresh_machine_serves_a_student(fresh_root):
         username = "fresh" + secrets.token_hex(3)
         password = root.add_student(username)
         started = time.monotonic()
-        session = hubkit.HubSession(_Hub(url), username, password)  # GET the form, POST it with _xsrf
+        session = hubkit.HubSession(hubkit.HubAddress(url, verify), username, password)  # the login form
         session.start_server(timeout=SPAWN_TIMEOUT)
         tree = session.http.get(f"{url}/user/{username}/tree", timeout=60)
         assert tree.status_code == 200 and tree.url.startswith(f"{url}/user/{username}/"), (
@@ -129,13 +122,6 @@ def test_readme_install_on_a_fresh_machine_serves_a_student(fresh_root):
         raise
     finally:
         root.timings["test s"] = round(time.monotonic() - whole, 1)
-
-
-class _Hub:
-    """What :class:`hubkit.HubSession` needs of a hub: its address."""
-
-    def __init__(self, url):
-        self.url = url
 
 
 def _uid(pid):

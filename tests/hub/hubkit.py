@@ -21,12 +21,12 @@ import sys
 import tempfile
 import time
 import uuid
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 import requests
 import websocket
 import yaml
-from course_hub import launcher, paths
+from course_hub import launcher, paths, tls
 from course_hub import settings as course_settings
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -149,9 +149,9 @@ class Hub:
         self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="hubtest-"))
         self.state_dir = self.workdir / "state"
         self.state_dir.mkdir(mode=0o700)
+        self.run_dir = run_dir_beside(self.state_dir)
         self.port = free_port()
         self.api_port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.workdir / "hub.log"
         # Grading's folders must be reachable by users and the sandbox account (the workdir is
         # root's alone); removed when the test process ends, after its hubs have stopped.
@@ -161,6 +161,8 @@ class Hub:
         self.settings_file = write_settings(self.workdir / "settings.yaml", hub_settings(
             self.port, self.api_port, self.state_dir, course_repo,
             course_settings.deep_merge(grading_settings(self.grading_root), settings or {})))
+        #: The hub's address, and what its certificate is checked against (see hub_address).
+        self.url, self.verify = hub_address(course_settings.load_settings(self.settings_file)["server"], self.port)
         self.env = hub_environment(self.settings_file)
         if git_config_system:
             self.env["GIT_CONFIG_SYSTEM"] = str(git_config_system)
@@ -174,7 +176,7 @@ class Hub:
     def proxy_pid(self):
         """The pid of the proxy the hub started, from its pid file, or None."""
         try:
-            return int((self.state_dir / paths.PROXY_PIDFILE).read_text().strip())
+            return int((self.run_dir / paths.PROXY_PIDFILE).read_text().strip())
         except (OSError, ValueError):
             return None
 
@@ -199,10 +201,7 @@ class Hub:
     def _healthy(self):
         if self.process.poll() is not None:
             raise HubError(f"the hub exited with {self.process.returncode}:\n{self.log_tail()}")
-        try:
-            return requests.get(f"{self.url}/hub/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
+        return answers_health(self.url, self.verify)
 
     def kill(self):
         """Crash the hub: SIGKILL, no clean-up (its proxy and the students' servers stay)."""
@@ -233,10 +232,52 @@ class Hub:
         return self.log_path.read_text(errors="replace")
 
 
+class HubAddress:
+    """What :class:`HubSession` needs of a hub that is not a :class:`Hub` (started by rc.local, an
+    install, or inside a fresh root): its address and what its certificate is checked against."""
+
+    def __init__(self, url, verify=True):
+        self.url, self.verify = url, verify
+
+
+def hub_address(server, port, host="127.0.0.1"):
+    """A hub's base URL and what requests should check its certificate against: ``(url, verify)``.
+
+    HTTPS with the hub's own certificate file (the self-signed one is made by the hub when it
+    starts, in its state folder), or plain HTTP behind a TLS front end (``verify`` True).
+    """
+    files = tls.certificate_files(server)
+    if files is None:
+        return f"http://{host}:{port}", True
+    return f"https://{host}:{port}", str(files[0])
+
+
+def answers_health(url, verify=True, timeout=2):
+    """Whether the hub at ``url`` answers its health check (200), its certificate checked."""
+    try:
+        return requests.get(f"{url}/hub/health", timeout=timeout, verify=verify).status_code == 200
+    except OSError:  # requests' errors, and a certificate file the starting hub has not made yet
+        return False
+
+
+def websocket_url(http_url):
+    """The websocket address of a page address (``wss://`` for ``https://``)."""
+    return "ws" + http_url[len("http"):] if http_url.startswith("http") else http_url
+
+
+def websocket_options(verify):
+    """``websocket.create_connection`` options that check the certificate as requests does."""
+    return {"sslopt": {"ca_certs": verify}} if isinstance(verify, str) else {}
+
+
+def run_dir_beside(state_dir):
+    """A test hub's folder of pid files (the settings' ``server.run_dir``): beside its state folder."""
+    return pathlib.Path(state_dir).parent / "run"
+
+
 def hub_settings(port, api_port, state_dir, course_repo, overrides=None):
-    """The site settings of a test hub: free ports, its own state folder and course repository,
-    and its own grading folders and sandbox socket (beside the state folder, unless ``overrides``
-    move them)."""
+    """The site settings of a test hub: free ports, its own state and run folders and course repository
+    (its own grading folders and sandbox socket come from :func:`grading_settings`)."""
     values = {
         "hub": {"port": port},
         "server": {
@@ -245,6 +286,7 @@ def hub_settings(port, api_port, state_dir, course_repo, overrides=None):
             "proxy_api_port": free_port(),
             "spawner": "local",
             "state_dir": str(state_dir),
+            "run_dir": str(run_dir_beside(state_dir)),
             "course_repo": str(course_repo),
             **grading_settings(pathlib.Path(state_dir).parent / "grading-root")["server"],
         },
@@ -287,6 +329,10 @@ class HubSession:
         self.hub = hub
         self.username = username
         self.http = requests.Session()
+        self.http.verify = getattr(hub, "verify", True)  # the hub's certificate (a self-signed one)
+        # Not the environment's: REQUESTS_CA_BUNDLE would replace the session's certificate, and
+        # a proxy variable would send the hub's localhost traffic elsewhere.
+        self.http.trust_env = False
         self.login(password)
 
     def login(self, password):
@@ -383,24 +429,17 @@ class Kernel:
         self.session = session
         self.owner = owner
         self.id = kernel_id
-        base = urlparse(session.hub.url)
         query = urlencode({"session_id": uuid.uuid4().hex, "_xsrf": session.server_xsrf(owner)})
-        url = f"ws://{base.netloc}/user/{owner}/api/kernels/{kernel_id}/channels?{query}"
+        url = websocket_url(f"{session.hub.url}/user/{owner}/api/kernels/{kernel_id}/channels?{query}")
         cookies = "; ".join(f"{c.name}={c.value}" for c in session.http.cookies if _cookie_applies(c, owner))
         self.socket = websocket.create_connection(
-            url, header=[f"Cookie: {cookies}"], origin=session.hub.url, timeout=timeout
+            url, header=[f"Cookie: {cookies}"], origin=session.hub.url, timeout=timeout,
+            **websocket_options(session.http.verify),
         )
         self.session_id = uuid.uuid4().hex
 
-    def execute(self, code, timeout=120):
-        """Run ``code`` and collect what a notebook would show.
-
-        Returns
-        -------
-        dict
-            ``stdout``, ``stderr`` (text), ``result`` (``text/plain`` of the value, or None),
-            ``error`` (``{"ename", "evalue"}`` or None), ``status`` of the reply.
-        """
+    def send(self, code):
+        """Ask the kernel to run ``code`` without waiting for it; return the request's id."""
         msg_id = uuid.uuid4().hex
         message = {
             "header": {
@@ -412,6 +451,18 @@ class Kernel:
                         "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
         }
         self.socket.send(json.dumps(message))
+        return msg_id
+
+    def execute(self, code, timeout=120):
+        """Run ``code`` and collect what a notebook would show.
+
+        Returns
+        -------
+        dict
+            ``stdout``, ``stderr`` (text), ``result`` (``text/plain`` of the value, or None),
+            ``error`` (``{"ename", "evalue"}`` or None), ``status`` of the reply.
+        """
+        msg_id = self.send(code)
         out = {"stdout": "", "stderr": "", "result": None, "error": None, "status": None, "displays": []}
         idle = replied = False
         deadline = time.monotonic() + timeout
@@ -439,9 +490,72 @@ class Kernel:
                 out["status"] = content["status"]
         return out
 
+    def next_message(self, timeout):
+        """The next message the websocket carries, or None after ``timeout`` seconds."""
+        self.socket.settimeout(timeout)
+        try:
+            return json.loads(self.socket.recv())
+        except websocket.WebSocketTimeoutException:
+            return None
+
     def close(self):
         """Close the websocket (the kernel keeps running)."""
         self.socket.close()
+
+
+def crowd_out_a_kernel(session, limit, share=0.45, timeout=300):
+    """Two kernels of the session's user each ask for ``share`` of ``limit`` bytes; return
+    ``(killed, survivor)`` once the memory limit has ended one of them.
+
+    The first gets its block (with the server and the kernels' own numpy, one block fits); the
+    second's request takes the student past the limit, and the kernel's OOM killer ends the
+    largest of the student's processes: usually the first kernel, whereupon the second gets its
+    block. The server tells the ended kernel's websocket it is ``restarting``. The blocks are
+    written (``np.ones``), so they are really held, not only reserved.
+
+    Raises
+    ------
+    HubError
+        If the second kernel gets its block too (nothing held the limit), or nothing happens
+        within ``timeout`` s.
+    """
+    first, second = session.start_kernel(), session.start_kernel()
+    for kernel in (first, second):
+        kernel.execute("import numpy as np")
+    ask = f"block = np.ones({int(share * limit) // 8}); print(block.nbytes)"
+    held = first.execute(ask)
+    if held["error"] is not None:
+        raise HubError(f"the first kernel could not hold {share:.0%} of the limit: {held['error']}")
+    request = second.send(ask)
+    deadline = time.monotonic() + timeout
+    answered = None
+    while time.monotonic() < deadline:
+        for kernel, other in ((first, second), (second, first)):
+            message = kernel.next_message(0.25)
+            if message is None:
+                continue
+            kind, content = message["header"]["msg_type"], message["content"]
+            if kind == "status" and content.get("execution_state") in ("restarting", "dead"):
+                return kernel, other
+            if kind == "execute_reply" and message["parent_header"].get("msg_id") == request:
+                # When the first kernel (the largest) was the one ended, the second gets its block;
+                # the news of the first one's end may come a moment after this answer.
+                answered = content["status"]
+                deadline = min(deadline, time.monotonic() + 60)
+    if answered:
+        raise HubError(f"the second kernel's request ended with {answered} and the first kernel lives on: "
+                       f"the two kernels held {2 * share:.0%} of the limit and more")
+    raise HubError(f"neither kernel was stopped within {timeout} s")
+
+
+def browser_login(page, hub_url, username, password, timeout_ms=180_000):
+    """Log in through the login form in a Playwright ``page``; wait until the hub has sent the
+    browser to the user's server (spawned first, when it was not running)."""
+    page.goto(f"{hub_url}/hub/login")
+    page.fill("#username_input", username)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_url(f"**/user/{username}/**", timeout=timeout_ms)
 
 
 def _cookie_applies(cookie, owner):

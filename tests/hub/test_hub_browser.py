@@ -53,7 +53,8 @@ def test_browser_login_run_notebook_see_plot_and_widget(hub, make_user, course_s
         # Playwright gives each launch a fresh temporary profile.
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            # The test hub serves HTTPS with a self-signed certificate, as an install does by default.
+            page = browser.new_page(viewport={"width": 1280, "height": 1000}, ignore_https_errors=True)
             page.set_default_timeout(120_000)
             page.goto(f"{hub.url}/hub/login")
             page.fill("#username_input", username)

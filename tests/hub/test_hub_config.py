@@ -1,10 +1,11 @@
 """jupyterhub_config.py read without starting a hub: settings, site files, refusals; and the helpers."""
 import subprocess
+import types
 
 import pytest
 from course_hub import paths, repository
 from course_hub import settings as course_settings
-from course_hub.spawner import RlimitLocalProcessSpawner
+from course_hub.spawner import LocalStudentSpawner, SystemdStudentSpawner
 from traitlets.config import Config
 
 from tests.hub import hubkit
@@ -31,6 +32,10 @@ def test_defaults_come_from_the_shared_settings(monkeypatch, tmp_path):
     assert c.Spawner.mem_limit == settings["limits"]["memory"]
     assert c.JupyterHub.db_url == f"sqlite:///{paths.STATE_DIR / paths.DATABASE}"
     assert c.ConfigurableHTTPProxy.command == [str(paths.PROXY_COMMAND)]
+    # Pid files in a folder emptied at boot, never in the state folder (which survives it).
+    assert paths.RUN_DIR.parent == paths.pathlib.Path("/run")
+    assert c.ConfigurableHTTPProxy.pid_file == str(paths.RUN_DIR / paths.PROXY_PIDFILE)
+    assert c.JupyterHub.pid_file == str(paths.RUN_DIR / paths.HUB_PIDFILE)
     culler = c.JupyterHub.services[0]
     assert culler["name"] == "idle-culler"
     assert f"--timeout={settings['idle_culler']['timeout_seconds']}" in culler["command"]
@@ -58,10 +63,10 @@ def test_site_settings_override_every_path_and_port(monkeypatch, tmp_path):
 
 
 def test_spawner_choice(monkeypatch, tmp_path):
-    assert load_config(monkeypatch, tmp_path, {"server": {"spawner": "systemd"}}).JupyterHub.spawner_class == (
-        "systemdspawner.SystemdSpawner")
+    assert load_config(monkeypatch, tmp_path, {"server": {"spawner": "systemd"}}).JupyterHub.spawner_class is (
+        SystemdStudentSpawner)
     assert load_config(monkeypatch, tmp_path, {"server": {"spawner": "local"}}).JupyterHub.spawner_class is (
-        RlimitLocalProcessSpawner)
+        LocalStudentSpawner)
     with pytest.raises(ValueError, match="server.spawner: expected 'auto', 'local' or 'systemd', got 'docker'"):
         load_config(monkeypatch, tmp_path, {"server": {"spawner": "docker"}})
 
@@ -83,6 +88,9 @@ def test_https_needs_both_files(monkeypatch, tmp_path):
     ({"limits": {"cpu": 0}}, "limits.cpu: expected a positive number of cores, got 0"),
     ({"idle_culler": {"every_seconds": -5}}, "idle_culler.every_seconds: expected a whole number of seconds"),
     ({"groups": None}, "missing section 'groups'"),
+    ({"server": {"log_max_size": "huge"}}, "server.log_max_size: expected a size such as '2G'"),
+    ({"server": {"log_backups": 0}}, "server.log_backups: expected a whole number of old logs (1 or more), got 0"),
+    ({"server": {"tls_front_end": "yes"}}, "server.tls_front_end: expected true or false, got 'yes'"),
 ])
 def test_bad_site_settings_are_refused_naming_the_file_and_key(tmp_path, site, message):
     path = hubkit.write_settings(tmp_path / "site.yaml", site)
@@ -143,3 +151,15 @@ def test_publish_commits_once_and_refuses_a_missing_folder(tmp_path):
     assert files == [".gitignore", "a.ipynb"]  # the test-only sanitize.cfg stays out
     with pytest.raises(ValueError, match="source_dir: expected a folder of course material"):
         repository.publish(tmp_path / "missing", repo)
+
+
+def test_systemd_spawner_passes_the_servers_arguments_as_configured(monkeypatch, tmp_path):
+    # SystemdSpawner formats each argument ({USERNAME}); a JSON-valued one made every start fail
+    # with KeyError (found by tests/freshroot/test_systemd_boot.py).
+    c = load_config(monkeypatch, tmp_path, {"server": {"spawner": "systemd"}})
+    spawner = SystemdStudentSpawner(config=c, user=types.SimpleNamespace(name="amy", id=7))
+    assert any("{" in arg for arg in spawner.args), spawner.args  # the case that broke
+    # As SystemdSpawner.start passes them to its unit.
+    passed = [spawner._expand_user_vars(arg) for arg in spawner.get_args()]
+    for arg in spawner.args:
+        assert arg in passed, (arg, passed)

@@ -1,9 +1,11 @@
 """The deploy files: the systemd unit verifies cleanly and starts course-hub, shell scripts pass
 shellcheck, rc.local starts a hub in the background exactly once (from its state folder), the
 launcher brings a crashed hub back, and ``course-hub --stop`` stops it."""
+import grp
 import os
 import pathlib
 import re
+import uuid
 import shutil
 import signal
 import subprocess
@@ -12,10 +14,12 @@ import time
 import pytest
 import requests
 from course_hub import launcher, paths
+from course_hub import settings as course_settings
 
 from tests.hub import hubkit
 
 DEPLOY = hubkit.REPO_ROOT / "deploy"
+LOG_MAX_KIB, LOG_BACKUPS = 16, 2
 UNIT = DEPLOY / "systemd" / "jupyterhub.service"
 
 
@@ -84,16 +88,19 @@ def rc_env(course_repo_path, git_config_system, tmp_path):
     site = hubkit.hub_settings(port, hubkit.free_port(), state, course_repo_path, {"server": {
         "log": str(tmp_path / "log" / "jupyterhub.log"),
         "pidfile": str(tmp_path / "run" / "dlcourse-hub.pid"),
+        # Small, so that the log test sees it rotate after a few hundred requests.
+        "log_max_size": f"{LOG_MAX_KIB}K", "log_backups": LOG_BACKUPS,
     }})
     env = hubkit.hub_environment(hubkit.write_settings(tmp_path / "settings.yaml", site))
+    url, verify = hubkit.hub_address(course_settings.load_settings(tmp_path / "settings.yaml")["server"], port)
     env["GIT_CONFIG_SYSTEM"] = str(git_config_system)
-    files = {"state": state, "log": pathlib.Path(site["server"]["log"]),
+    files = {"state": state, "log": pathlib.Path(site["server"]["log"]), "verify": verify,
              "pidfile": pathlib.Path(site["server"]["pidfile"]), "api_port": site["server"]["hub_api_port"]}
     launched = []
-    yield env, f"http://127.0.0.1:{port}", files, launched
+    yield env, url, files, launched
     for pid in launched:  # the supervisor stops its hub, which stops its proxy
         hubkit.stop_pid(pid, timeout=40)
-    proxy_pidfile = state / paths.PROXY_PIDFILE
+    proxy_pidfile = hubkit.run_dir_beside(state) / paths.PROXY_PIDFILE
     if proxy_pidfile.exists():
         proxy = int(proxy_pidfile.read_text())
         if "configurable-http-proxy" in hubkit._cmdline(proxy):
@@ -101,11 +108,6 @@ def rc_env(course_repo_path, git_config_system, tmp_path):
     launcher.stop_pids(launcher.orphaned_services(files["api_port"]))
 
 
-def _healthy(url):
-    try:
-        return requests.get(f"{url}/hub/health", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def _hub_child(supervisor):
@@ -133,7 +135,7 @@ def test_rc_local_starts_one_background_hub_and_returns_at_once(rc_env):
     launched.append(pid)
     assert launcher.LAUNCHER_MODULE in hubkit._cmdline(pid)
     assert f"started the course hub (pid {pid}), log in {files['log']}" in first.stdout
-    hubkit.wait_for(lambda: _healthy(url), 90, what="the hub started by rc.local")
+    hubkit.wait_for(lambda: hubkit.answers_health(url, files["verify"]), 90, what="the hub started by rc.local")
     log = files["log"].read_text()
     assert "JupyterHub is now running" in log
 
@@ -169,7 +171,7 @@ def test_launcher_brings_a_crashed_hub_back_and_stops_on_request(rc_env):
     subprocess.run(["sh", str(DEPLOY / "rc.local")], env=env, check=True, capture_output=True, timeout=30)
     supervisor = int(files["pidfile"].read_text())
     launched.append(supervisor)
-    hubkit.wait_for(lambda: _healthy(url), 90, what="the first hub")
+    hubkit.wait_for(lambda: hubkit.answers_health(url, files["verify"]), 90, what="the first hub")
     crashed = _hub_child(supervisor)
     crashed_culler = hubkit.wait_for(lambda: _culler_of(crashed), 30, what="the first hub's idle culler")
     os.kill(crashed, signal.SIGKILL)
@@ -177,7 +179,7 @@ def test_launcher_brings_a_crashed_hub_back_and_stops_on_request(rc_env):
         lambda: (pid := _hub_child(supervisor)) and pid != crashed and pid, 30, what="a new hub process"
     )
     assert replacement != crashed
-    hubkit.wait_for(lambda: _healthy(url), 90, what="the restarted hub")
+    hubkit.wait_for(lambda: hubkit.answers_health(url, files["verify"]), 90, what="the restarted hub")
     assert "restarting" in files["log"].read_text()
     # The crashed hub could not stop its culler: the launcher did, so only the new hub's runs.
     assert not hubkit.pid_alive(crashed_culler)
@@ -191,3 +193,85 @@ def test_launcher_brings_a_crashed_hub_back_and_stops_on_request(rc_env):
     assert not files["pidfile"].exists()
     again = subprocess.run([str(paths.COURSE_HUB), "--stop"], env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "no course hub runs" in again.stdout
+
+
+def test_pid_files_live_in_the_run_folder_and_old_ones_are_retired(rc_env):
+    env, url, files, launched = rc_env
+    # Earlier versions kept the pid files in the state folder, which survives a reboot: after a
+    # power loss they may name any process, here pid 1. The launcher retires them unread.
+    files["state"].mkdir(mode=0o700, parents=True)
+    for name in (paths.HUB_PIDFILE, paths.PROXY_PIDFILE):
+        (files["state"] / name).write_text("1\n")
+    subprocess.run(["sh", str(DEPLOY / "rc.local")], env=env, check=True, capture_output=True, timeout=30)
+    supervisor = int(files["pidfile"].read_text())
+    launched.append(supervisor)
+    hubkit.wait_for(lambda: hubkit.answers_health(url, files["verify"]), 90, what="the hub started by rc.local")
+    assert not (files["state"] / paths.HUB_PIDFILE).exists() and not (files["state"] / paths.PROXY_PIDFILE).exists()
+    run_dir = hubkit.run_dir_beside(files["state"])
+    assert run_dir.stat().st_mode & 0o777 == 0o700
+    hub = _hub_child(supervisor)
+    assert int((run_dir / paths.HUB_PIDFILE).read_text()) == hub
+    proxy = int((run_dir / paths.PROXY_PIDFILE).read_text())
+    assert "configurable-http-proxy" in hubkit._cmdline(proxy)
+    assert hubkit.pid_alive(1)
+
+
+def test_a_running_proxys_old_pid_file_moves_to_the_run_folder(tmp_path):
+    other = subprocess.Popen(["sleep", "120"])
+    try:
+        # A stand-in whose command line names the proxy, as a crashed old hub's proxy's does.
+        fake = subprocess.Popen(["/bin/sh", "-c", "exec -a configurable-http-proxy sleep 120"])
+        state, run = tmp_path / "state", tmp_path / "run"
+        state.mkdir()
+        (state / paths.PROXY_PIDFILE).write_text(f"{fake.pid}\n")
+        (state / paths.HUB_PIDFILE).write_text(f"{other.pid}\n")
+        hubkit.wait_for(lambda: "configurable-http-proxy" in hubkit._cmdline(fake.pid), 10, what="the stand-in")
+        messages = []
+        launcher.prepare_run_dir(run, state, log=lambda text, **_: messages.append(text))
+        assert int((run / paths.PROXY_PIDFILE).read_text()) == fake.pid
+        assert not (state / paths.PROXY_PIDFILE).exists() and not (state / paths.HUB_PIDFILE).exists()
+        assert not (run / paths.HUB_PIDFILE).exists()  # the hub writes its own at start
+        assert messages and "moved the running proxy's pid file" in messages[0]
+    finally:
+        for process in (other, fake):
+            process.kill()
+            process.wait()
+
+
+def test_the_log_is_private_and_rotated_while_the_hub_keeps_logging(rc_env, make_user):
+    env, url, files, launched = rc_env
+    subprocess.run(["sh", str(DEPLOY / "rc.local")], env=env, check=True, capture_output=True, timeout=30)
+    launched.append(int(files["pidfile"].read_text()))
+    hubkit.wait_for(lambda: hubkit.answers_health(url, files["verify"]), 90, what="the hub started by rc.local")
+    log = files["log"]
+    # Root and the adm group only: students cannot read who opens which notebook.
+    assert log.stat().st_mode & 0o777 == launcher.LOG_MODE == 0o640
+    assert (log.stat().st_uid, log.stat().st_gid) == (0, grp.getgrnam(launcher.LOG_GROUP).gr_gid)
+    student, _ = make_user("student")
+    read = subprocess.run(["setpriv", f"--reuid={student}", f"--regid={student}", "--init-groups", "cat", str(log)],
+                          capture_output=True, text=True)
+    assert read.returncode != 0 and "Permission denied" in read.stderr
+
+    backups = [log.with_name(f"{log.name}.{number}") for number in range(1, LOG_BACKUPS + 2)]
+    http = requests.Session()
+    http.verify = files["verify"]
+
+    def log_a_request():
+        marker = uuid.uuid4().hex
+        assert http.get(f"{url}/hub/login?marker={marker}", timeout=30).status_code == 200
+        return marker
+
+    # The hub logs every page it serves: enough pages fill the log past its size several times.
+    hubkit.wait_for(lambda: log_a_request() and backups[LOG_BACKUPS - 1].exists(), 300, interval=0,
+                    what=f"{log} to be rotated {LOG_BACKUPS} times")
+    for _ in range(50):
+        log_a_request()
+    assert not backups[LOG_BACKUPS].exists(), f"more than {LOG_BACKUPS} old logs are kept"
+    for backup in backups[:LOG_BACKUPS]:
+        assert backup.stat().st_mode & 0o777 == 0o640 and backup.stat().st_gid == log.stat().st_gid
+        # Bounded: the size at which it rotates, plus what a few seconds of requests add.
+        assert backup.stat().st_size < 4 * LOG_MAX_KIB * 1024
+    assert "rotated" in log.read_text() + backups[0].read_text()
+    # The hub goes on writing into the log after the rotations.
+    marker = log_a_request()
+    hubkit.wait_for(lambda: marker in log.read_text(), 30, what="the hub's next line in the rotated log")

@@ -93,7 +93,7 @@ class Browser:
 
     def __init__(self, driver, hub, username, password):
         self.browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        self.page = self.browser.new_page(viewport={"width": 1280, "height": 900})
+        self.page = self.browser.new_page(viewport={"width": 1280, "height": 900}, ignore_https_errors=True)
         self.page.set_default_timeout(180_000)
         self.page.goto(f"{hub.url}/hub/login")
         self.page.fill("#username_input", username)
