@@ -102,9 +102,12 @@ c.Spawner.pre_spawn_hook = hooks.chain_hooks(
     hooks.make_instructor_spawn_hook(COURSE_REPO, INSTRUCTORS),
 )
 # An instructor's $JUPYTERHUB_API_TOKEN may also list the students and read their activity
-# (what `course-status` shows); students' servers keep the default "post activity only".
+# (what `course-status` shows), and read the instructors' own servers too (instructors are
+# admins, so they hold these scopes; without them an instructor's running server would show as
+# stopped); students' servers keep the default "post activity only".
 INSTRUCTOR_SCOPES = [scope for role in settings["roles"] if role["name"] == "instructor"
                      for scope in role["scopes"]]
+INSTRUCTOR_SCOPES += [f"{scope}!group={INSTRUCTORS}" for scope in ("read:users", "read:users:activity", "read:servers")]
 c.Spawner.server_token_scopes = hooks.make_server_token_scopes(INSTRUCTORS, INSTRUCTOR_SCOPES)
 
 # ---- Services: stop servers nobody uses ---------------------------------------------------------

@@ -164,6 +164,16 @@ def test_status_command_for_instructors_only(sessions, people):
     student = people["s2"][0]
     assert rows[student]["server"] == "ready"
     assert rows[student]["memory_mb"] > 50 and rows[student]["last_activity"]
+    # The instructor's own server (the one running this very command) is running too.
+    teacher = people["i"][0]
+    assert rows[teacher]["server"] == "ready" and rows[teacher]["memory_mb"] > 50, rows[teacher]
+    # The table's last line counts exactly the running servers and their memory.
+    table = json.loads(run_in_kernel(sessions["i"], code.replace("'--json'", "'--api-url', os.environ['JUPYTERHUB_API_URL']"))["stdout"])
+    assert table[0] == 0, table[2]
+    listed = json.loads(stdout)
+    running = [row for row in listed if row["server"] == "ready"]
+    assert {people[key][0] for key in ("s1", "s2", "i")} <= {row["name"] for row in running}
+    assert table[1].splitlines()[-1].startswith(f"{len(running)} of {len(listed)} user(s) with a running server")
     # A student's server token may not list users: the command says so and fails.
     returncode, stdout, stderr = json.loads(run_in_kernel(sessions["s2"], code)["stdout"])
     assert returncode == 1 and "not an instructor" in stderr
