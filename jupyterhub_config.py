@@ -14,6 +14,7 @@ import sys
 
 from course_hub import hooks, paths, repository
 from course_hub import settings as course_settings
+from course_hub.auth import CoursePAMAuthenticator
 from course_hub.spawner import RlimitLocalProcessSpawner
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
@@ -47,7 +48,9 @@ c.ConfigurableHTTPProxy.pid_file = str(STATE_DIR / paths.PROXY_PIDFILE)
 c.JupyterHub.cleanup_servers = False
 
 # ---- Who may log in -------------------------------------------------------------------------
-c.JupyterHub.authenticator_class = "pam"
+# PAM, with every refusal taking the same time (course_hub.auth): no password oracle.
+c.JupyterHub.authenticator_class = CoursePAMAuthenticator
+c.CoursePAMAuthenticator.refused_login_seconds = float(server["refused_login_seconds"])
 # JupyterHub 5+ lets nobody in without an allow rule: the course's two Unix groups.
 c.PAMAuthenticator.allowed_groups = {STUDENTS, INSTRUCTORS}
 c.PAMAuthenticator.admin_groups = {INSTRUCTORS}

@@ -28,7 +28,7 @@ REQUIRED = {
     "hub": ("port", "default_url"),
     "idle_culler": ("name", "timeout_seconds", "every_seconds", "max_age_seconds", "scopes"),
     "limits": ("memory", "cpu"),
-    "server": ("ip", "hub_api_port", "proxy_api_port", "spawner"),
+    "server": ("ip", "hub_api_port", "proxy_api_port", "spawner", "refused_login_seconds"),
 }
 SPAWNERS = ("auto", "local", "systemd")
 #: Paths of the ``server`` section: course_hub.paths' unless a site file moves them.
@@ -211,6 +211,10 @@ def _check(settings, where):
         parse_byte_size(settings["limits"]["memory"], "limits.memory")
     except ValueError as exc:
         raise SettingsError(f"{where}: {exc}") from None
+    refusal = settings["server"]["refused_login_seconds"]
+    if isinstance(refusal, bool) or not isinstance(refusal, (int, float)) or refusal <= 0:
+        raise SettingsError(f"{where}: server.refused_login_seconds: expected a positive number of seconds, "
+                            f"got {refusal!r}")
     cpu = settings["limits"]["cpu"]
     if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or cpu <= 0:
         raise SettingsError(f"{where}: limits.cpu: expected a positive number of cores, got {cpu!r}")

@@ -4,10 +4,13 @@ Real hub (the project's config), real proxy, real Unix users made by the roster 
 PAM logins over HTTP, kernels reached over their websocket.
 """
 import pwd
+import statistics
 import subprocess
+import time
 
 import pytest
 import requests
+from course_hub import settings as course_settings
 
 from tests.hub import hubkit
 
@@ -89,6 +92,36 @@ def test_unix_user_in_neither_course_group_is_refused(hub, make_user):
     with pytest.raises(hubkit.LoginFailed) as refused:
         hubkit.HubSession(hub, username, password)
     assert refused.value.status == 403
+
+
+def refusal_seconds(hub, username, password):
+    """Seconds the hub takes to answer a login form that it refuses (the POST alone)."""
+    browser = requests.Session()
+    browser.get(f"{hub.url}/hub/login", timeout=30)
+    started = time.monotonic()
+    response = browser.post(f"{hub.url}/hub/login", allow_redirects=False, timeout=60, data={
+        "username": username, "password": password, "_xsrf": browser.cookies.get("_xsrf", path="/hub/")})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 403, f"{username}: expected a refusal, got HTTP {response.status_code}"
+    return elapsed
+
+
+def test_a_refusal_takes_the_same_time_whatever_its_reason(hub, student, make_user):
+    # Real PAM accounts: a wrong password is held by pam_faildelay; an account outside the
+    # course groups with its right password, and an unknown name, must not answer sooner.
+    username, password = student
+    outsider, outsider_password = make_user(None)
+    cases = {"wrong password": (username, password + "x"),
+             "outside the course groups, right password": (outsider, outsider_password),
+             "unknown user": ("hubtnobody" + "zz", "whatever-password")}
+    timings = {reason: [] for reason in cases}
+    for _round in range(3):  # interleaved, so a busy moment of the machine hits every case
+        for reason, (name, secret) in cases.items():
+            timings[reason].append(refusal_seconds(hub, name, secret))
+    medians = {reason: statistics.median(values) for reason, values in timings.items()}
+    floor = course_settings.load_settings()["server"]["refused_login_seconds"]
+    assert max(medians.values()) - min(medians.values()) < 1.0, timings
+    assert min(medians.values()) >= floor, (floor, timings)
 
 
 def test_login_without_xsrf_is_refused(hub, student):

@@ -83,6 +83,7 @@ def test_https_needs_both_files(monkeypatch, tmp_path):
     ({"limits": {"cpu": 0}}, "limits.cpu: expected a positive number of cores, got 0"),
     ({"idle_culler": {"every_seconds": -5}}, "idle_culler.every_seconds: expected a whole number of seconds"),
     ({"groups": None}, "missing section 'groups'"),
+    ({"server": {"refused_login_seconds": 0}}, "server.refused_login_seconds: expected a positive number of seconds"),
 ])
 def test_bad_site_settings_are_refused_naming_the_file_and_key(tmp_path, site, message):
     path = hubkit.write_settings(tmp_path / "site.yaml", site)
