@@ -49,7 +49,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
-# ---- where everything goes: PREFIX, VENV, PROXY_DIR, SYSTEMD_RUNTIME, SYSTEMD_UNIT, RC_LOCAL --------
+# ---- where everything goes: PREFIX, VENV, PROXY_DIR, SYSTEMD_RUNTIME, SYSTEMD_UNIT, RC_LOCAL, PROFILE_SCRIPT
 # course_hub/paths.py names every path once; the system Python reads it from this checkout,
 # since on a fresh machine no virtualenv exists yet.
 path_assignments=$(cd "$REPO_DIR" && /usr/bin/python3 -m course_hub.paths)
@@ -92,6 +92,10 @@ fi
 # into it, and a re-install must not put the checkout's notebooks back over their fixes.
 log "setting up the course's groups and repository, and the publish gate"
 "$VENV/bin/course-repo" setup --seed "$REPO_DIR/notebooks"
+
+# ---- users' terminals: the course virtualenv first on PATH in login shells -----------------------
+# Jupyter's terminals run `bash -l`, whose /etc/profile resets PATH and then reads profile.d.
+install -m 0644 "$REPO_DIR/deploy/profile.d/dlcourse.sh" "$PROFILE_SCRIPT"
 
 # ---- start at boot: systemd where it runs, rc.local otherwise ----------------------------------
 # Both start the virtualenv's course-hub, which knows the rest (course_hub/paths.py).

@@ -425,6 +425,65 @@ class Kernel:
         self.socket.close()
 
 
+class Terminal:
+    """A terminal of a user's server, opened through its API and driven over its websocket.
+
+    What File > New > Terminal does: ``POST /user/<owner>/api/terminals`` names a new terminal
+    (a login shell, ``bash -l``, of the server's user), and ``/user/<owner>/terminals/websocket/
+    <name>`` carries its keystrokes and output (terminado's messages: ``["stdin", text]`` in,
+    ``["stdout", text]`` out).
+    """
+
+    ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+
+    def __init__(self, session, owner=None, timeout=120):
+        self.session = session
+        self.owner = owner or session.username
+        response = session.server_api("POST", "/terminals", owner=self.owner)
+        if response.status_code != 200:
+            raise HubError(f"terminal on {self.owner}'s server: HTTP {response.status_code} {response.text[:300]}")
+        self.name = response.json()["name"]
+        base = urlparse(session.hub.url)
+        query = urlencode({"_xsrf": session.server_xsrf(self.owner)})
+        cookies = "; ".join(f"{c.name}={c.value}" for c in session.http.cookies if _cookie_applies(c, self.owner))
+        self.socket = websocket.create_connection(
+            f"ws://{base.netloc}/user/{self.owner}/terminals/websocket/{self.name}?{query}",
+            header=[f"Cookie: {cookies}"], origin=session.hub.url, timeout=timeout)
+        self.socket.send(json.dumps(["set_size", 50, 250, 1000, 1000]))
+
+    def run(self, command, timeout=300):
+        """Type ``command`` and Enter; return ``(exit status, output)`` once it has finished.
+
+        The output is what the command printed, without the echo of the typed line or the
+        prompts: it lies between two markers that the shell prints, written so that the echo
+        of the typed line does not contain them.
+        """
+        marker = uuid.uuid4().hex[:12]
+        self.socket.send(json.dumps(["stdin", f"echo {marker}''BEGIN; {command}\necho {marker}''END $?\n"]))
+        finished = re.compile(rf"{marker}BEGIN\n(.*?){marker}END (\d+)\n", re.DOTALL)
+        text, deadline = "", time.monotonic() + timeout
+        while not (found := finished.search(self.ESCAPES.sub("", text))):
+            self.socket.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                message = json.loads(self.socket.recv())
+            except websocket.WebSocketTimeoutException:
+                raise HubError(f"{command!r} did not finish within {timeout} s in {self.owner}'s terminal; "
+                               f"it showed: {self.ESCAPES.sub('', text)[-2000:]}") from None
+            if message[0] == "stdout":
+                text += message[1]
+            elif message[0] == "disconnect":
+                raise HubError(f"{self.owner}'s terminal closed; it showed: {self.ESCAPES.sub('', text)[-2000:]}")
+        output = found.group(1)
+        # The typed line's echo may come after the BEGIN marker (the shell echoes as it reads).
+        output = "\n".join(line for line in output.split("\n") if f"{marker}''END" not in line)
+        return int(found.group(2)), output
+
+    def close(self):
+        """Close the websocket and end the terminal."""
+        self.socket.close()
+        self.session.server_api("DELETE", f"/terminals/{self.name}", owner=self.owner)
+
+
 def _cookie_applies(cookie, owner):
     return cookie.path in ("/", "/hub/") or cookie.path.startswith(f"/user/{owner}")
 

@@ -24,6 +24,7 @@ HUB_FILES = sorted(
 MAY_NAME = {
     ROOT / "deploy" / "systemd" / "jupyterhub.service": paths.COURSE_HUB,
     ROOT / "deploy" / "rc.local": paths.COURSE_HUB,
+    ROOT / "deploy" / "profile.d" / "dlcourse.sh": paths.VENV_BIN,
     ROOT / "deploy" / "kubernetes" / "Dockerfile": paths.VENV,
 }
 PATHS = {name: value for name, value in vars(paths).items()
