@@ -90,6 +90,10 @@ c.Spawner.environment = {
     "MKL_NUM_THREADS": THREADS,
     "MALLOC_ARENA_MAX": "2",
 }
+# Students use Notebook 7, nbgitpuller, ipywidgets and terminals. The language-server proxy
+# (jupyter_lsp; no language server is installed) serves none of them and each server start
+# paid for loading it. JupyterLab's extension stays: without it Notebook 7 answers /lab with 500.
+c.Spawner.args = ['--ServerApp.jpserver_extensions={"jupyter_lsp": False}']
 c.Spawner.notebook_dir = "~"
 c.Spawner.default_url = settings["hub"]["default_url"]  # Notebook 7's UI, in ~/course
 # A whole class logging in at once is CPU-bound (about 5 CPU-seconds a student): with 50 students

@@ -28,6 +28,7 @@ def test_defaults_come_from_the_shared_settings(monkeypatch, tmp_path):
     assert c.PAMAuthenticator.admin_groups == {"dl-instructors"}
     assert c.JupyterHub.cleanup_servers is False
     assert c.Spawner.default_url == settings["hub"]["default_url"]
+    assert c.Spawner.args == ['--ServerApp.jpserver_extensions={"jupyter_lsp": False}']
     assert c.Spawner.mem_limit == settings["limits"]["memory"]
     assert c.JupyterHub.db_url == f"sqlite:///{paths.STATE_DIR / paths.DATABASE}"
     assert c.ConfigurableHTTPProxy.command == [str(paths.PROXY_COMMAND)]
