@@ -33,6 +33,22 @@ def pick_notebook(course_source):
     return min(candidates)[1] if candidates else None
 
 
+def menu_command(page, menu, item):
+    """Choose ``menu`` > ``item`` in Notebook 7's menu bar once the item is enabled.
+
+    Waits on states only: the menu open, the item enabled (Lumino marks a command that cannot
+    run yet, e.g. before the notebook is the current widget, with ``lm-mod-disabled``), and the
+    menu closed again, which shows the click reached the item and the command ran.
+    """
+    from playwright.sync_api import expect
+
+    page.get_by_role("menuitem", name=menu).first.click()
+    entry = page.locator(".lm-Menu-item:not(.lm-mod-disabled)", has_text=item).first
+    expect(entry).to_be_visible(timeout=600_000)
+    entry.click()
+    expect(page.locator(".lm-Menu-item", has_text=item)).to_have_count(0, timeout=600_000)
+
+
 @pytest.fixture(scope="module")
 def browser_notebook(course_source):
     """A course notebook with a plot and a widget (the smallest such)."""
@@ -54,41 +70,34 @@ def test_browser_login_run_notebook_see_plot_and_widget(hub, make_user, course_s
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.set_default_timeout(120_000)
+            # Bounds that only end a stuck run; every wait is for a state of the page.
+            page.set_default_timeout(600_000)
             page.goto(f"{hub.url}/hub/login")
             page.fill("#username_input", username)
             page.fill("#password_input", password)
             page.click("#login_submit")
             # The hub spawns the server (course sync first) and lands in Notebook 7's tree.
-            page.wait_for_url(f"**/user/{username}/tree/course", timeout=180_000)
+            page.wait_for_url(f"**/user/{username}/tree/course", timeout=600_000)
             expect(page.get_by_text(browser_notebook).first).to_be_visible()
             page.screenshot(path=str(artifacts / "hub-tree.png"))
 
             page.goto(f"{hub.url}/user/{username}/notebooks/course/{browser_notebook}")
             expect(page.locator(".jp-Notebook")).to_be_visible()
-            # Kernel ready ("Idle" in the toolbar's kernel status), then Run > Run All Cells.
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(timeout=120_000)
+            # Every wait below is for a state of the page (the kernel idle, a menu item enabled, the
+            # prompts), with bounds meant only to end a run that is stuck: a busy machine is slow.
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(timeout=600_000)
             prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
             texts = lambda: [text.strip() for text in prompts.all_text_contents()]  # noqa: E731
+            hubkit.wait_for(texts, 600, what="the notebook's code cells")
             # The notebook comes with stored outputs: clear them, so what shows next is this run's.
-            page.get_by_role("menuitem", name="Edit").first.click()
-            page.get_by_text("Clear Outputs of All Cells", exact=True).click()
-            hubkit.wait_for(lambda: texts() and set(texts()) == {"[ ]:"}, 60, what="cleared outputs")
-            for _attempt in range(3):
-                # On a loaded machine a click can land before the notebook is wired to its
-                # kernel and do nothing: then click again.
-                page.get_by_role("menuitem", name="Run").first.click()
-                page.get_by_text("Run All Cells", exact=True).click()
-                try:
-                    hubkit.wait_for(lambda: set(texts()) != {"[ ]:"}, 30, interval=0.5, what="a cell to start")
-                    break
-                except hubkit.HubError:
-                    page.keyboard.press("Escape")
+            menu_command(page, "Edit", "Clear Outputs of All Cells")
+            hubkit.wait_for(lambda: set(texts()) == {"[ ]:"}, 600, what="cleared outputs")
+            menu_command(page, "Run", "Run All Cells")
             # Every code cell ran, in order, in this kernel: prompts [1], [2], ... [N].
             try:
                 hubkit.wait_for(
                     lambda: texts() == [f"[{number}]:" for number in range(1, len(texts()) + 1)],
-                    300, interval=1, what="every cell to run",
+                    600, interval=1, what="every cell to run",
                 )
             except hubkit.HubError as exc:
                 page.screenshot(path=str(artifacts / "hub-notebook-failed.png"))
@@ -104,7 +113,7 @@ def test_browser_login_run_notebook_see_plot_and_widget(hub, make_user, course_s
             widget = page.locator(".jp-OutputArea-output .widget-slider, .jp-OutputArea-output .widget-dropdown, "
                                   ".jp-OutputArea-output .jupyter-widgets").first
             try:
-                widget.scroll_into_view_if_needed(timeout=60_000)
+                widget.scroll_into_view_if_needed(timeout=300_000)
             except PlaywrightTimeoutError as exc:  # show what is there instead
                 page.screenshot(path=str(artifacts / "hub-notebook-failed.png"))
                 outputs = page.locator(".jp-OutputArea-output").all_text_contents()
@@ -116,3 +125,4 @@ def test_browser_login_run_notebook_see_plot_and_widget(hub, make_user, course_s
             page.screenshot(path=str(artifacts / "hub-notebook-tall.png"))
         finally:
             browser.close()
+
