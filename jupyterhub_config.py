@@ -25,7 +25,7 @@ STUDENTS = settings["groups"]["students"]
 INSTRUCTORS = settings["groups"]["instructors"]
 STATE_DIR = server["state_dir"]
 COURSE_REPO = str(server["course_repo"])
-COURSE_FOLDER = "course"  # ~/course; hub.default_url opens it
+COURSE_FOLDER = "course"  # ~/course; the landing syncs it and opens hub.default_url in it
 
 # ---- The hub and its proxy ----------------------------------------------------------------
 c.JupyterHub.ip = server["ip"]
@@ -89,13 +89,26 @@ c.Spawner.environment = {
     "OPENBLAS_NUM_THREADS": THREADS,
     "MKL_NUM_THREADS": THREADS,
     "MALLOC_ARENA_MAX": "2",
+    "NBGITPULLER_DEPTH": "0",  # full clones of the course: later merges need the history
 }
 # Students use Notebook 7, nbgitpuller, ipywidgets and terminals. The language-server proxy
 # (jupyter_lsp; no language server is installed) serves none of them and each server start
 # paid for loading it. JupyterLab's extension stays: without it Notebook 7 answers /lab with 500.
 c.Spawner.args = ['--ServerApp.jpserver_extensions={"jupyter_lsp": False}']
 c.Spawner.notebook_dir = "~"
-c.Spawner.default_url = settings["hub"]["default_url"]  # Notebook 7's UI, in ~/course
+
+
+def course_landing(open_path):
+    """nbgitpuller's git-pull link: merge the published course into ~/course, then open_path."""
+    return hooks.landing_url(COURSE_REPO, repository.BRANCH, COURSE_FOLDER, open_path)
+
+
+# Every landing on a server (the login form, the hub's home page, a bookmark of the hub) goes
+# through nbgitpuller's page, which syncs ~/course first, also into a server that kept running;
+# then Notebook 7's UI opens in ~/course (hub.default_url).
+c.Spawner.default_url = course_landing(settings["hub"]["default_url"])
+if os.environ.get("GIT_CONFIG_SYSTEM"):  # the servers' git (landing sync, terminals) trusts the same
+    c.Spawner.environment["GIT_CONFIG_SYSTEM"] = os.environ["GIT_CONFIG_SYSTEM"]
 # A whole class logging in at once is CPU-bound (about 5 CPU-seconds a student): with 50 students
 # on 2 cores, spawns took up to 138 s (bench/load_test.py); 300 s leaves room on a busy machine.
 c.Spawner.start_timeout = 300
@@ -106,7 +119,7 @@ c.Spawner.pre_spawn_hook = hooks.chain_hooks(
     hooks.make_course_sync_hook(
         COURSE_REPO, repository.BRANCH, COURSE_FOLDER, git_config_system=os.environ.get("GIT_CONFIG_SYSTEM")
     ),
-    hooks.make_instructor_spawn_hook(COURSE_REPO, INSTRUCTORS),
+    hooks.make_instructor_spawn_hook(COURSE_REPO, INSTRUCTORS, landing=course_landing),
 )
 # An instructor's $JUPYTERHUB_API_TOKEN may also list the students and read their activity
 # (what `course-status` shows), and read the instructors' own servers too (instructors are

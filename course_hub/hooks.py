@@ -5,6 +5,9 @@ before a server starts, what an instructor's server may do.
   Unix groups into the hub's groups, so RBAC roles granted to a group apply.
 - :func:`make_course_sync_hook`: a pre-spawn hook that syncs ``~/course`` from the course
   repository with nbgitpuller, as the student, before their server starts.
+- :func:`landing_url`: where a server opens: nbgitpuller's ``git-pull`` page, which syncs
+  ``~/course`` again at every landing (a login, the hub's home page, a bookmark of the hub),
+  also while the server keeps running, then opens the course.
 - :func:`make_instructor_spawn_hook`: before an instructor's server starts, make sure they
   have a working copy of the course repository (``~/course-edit``) and open it.
 - :func:`make_server_token_scopes`: the ``$JUPYTERHUB_API_TOKEN`` of an instructor's server
@@ -17,6 +20,7 @@ import inspect
 import os
 import pwd
 import sys
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from jupyterhub.spawner import set_user_setuid
 
@@ -26,6 +30,47 @@ from . import accounts, repository
 SYNC_TIMEOUT_SECONDS = 120
 #: JupyterHub's default scopes for a server's own token (its built-in ``server`` role).
 SERVER_DEFAULT_SCOPES = ("users:activity!user", "access:servers!server")
+#: nbgitpuller's page (a server extension): it syncs a folder, showing git's progress, then
+#: opens a path of the server; a failed sync stays on the page with git's message.
+GIT_PULL_PATH = "/git-pull"
+
+
+def landing_url(repository_path, branch, target_name, open_path):
+    """The URL a student's server opens first: sync ``~/<target_name>``, then open ``open_path``.
+
+    It is nbgitpuller's own ``git-pull`` link, the way nbgitpuller is meant to be used: the
+    server's default URL, so every landing on the server (after the login form, from the hub's
+    home page, from a bookmark of the hub) merges what was published since, even when the
+    server kept running (the pre-spawn hook, :func:`make_course_sync_hook`, syncs only when a
+    server starts).
+
+    Parameters
+    ----------
+    repository_path : str or os.PathLike
+        The course repository (as the server's user reads it).
+    branch : str
+        Branch to follow.
+    target_name : str
+        Folder in the home (``course`` gives ``~/course``).
+    open_path : str
+        What to open afterwards, as the settings' ``hub.default_url`` (``/tree/course``).
+
+    Returns
+    -------
+    str
+        ``/git-pull?repo=...&branch=...&targetpath=...&urlpath=...``, for ``Spawner.default_url``.
+    """
+    query = urlencode({"repo": str(repository_path), "branch": branch, "targetpath": target_name,
+                       "urlpath": open_path.lstrip("/")})
+    return f"{GIT_PULL_PATH}?{query}"
+
+
+def landing_path(url):
+    """The path a server's default URL ends on: ``urlpath`` of a :func:`landing_url`, else ``url``."""
+    parts = urlsplit(url)
+    if parts.path != GIT_PULL_PATH:
+        return url
+    return "/" + parse_qs(parts.query)["urlpath"][0]
 
 
 def make_course_groups_hook(course_groups):
@@ -129,7 +174,7 @@ def make_course_sync_hook(repository_path, branch, target_name, git_config_syste
     return sync_course
 
 
-def make_instructor_spawn_hook(course_repo, instructors_group, folder="course-edit"):
+def make_instructor_spawn_hook(course_repo, instructors_group, folder="course-edit", landing=None):
     """Build a pre-spawn hook giving instructors their working copy and opening it.
 
     Parameters
@@ -140,6 +185,9 @@ def make_instructor_spawn_hook(course_repo, instructors_group, folder="course-ed
         The instructors' Unix group.
     folder : str
         The working copy's folder in the instructor's home.
+    landing : callable, optional
+        ``landing(open_path) -> default URL`` (e.g. through :func:`landing_url`, so that the
+        instructor's ``~/course`` is synced like a student's); None opens the folder directly.
 
     Returns
     -------
@@ -161,7 +209,7 @@ def make_instructor_spawn_hook(course_repo, instructors_group, folder="course-ed
             return
         if made:
             spawner.log.info("made the working copy %s for instructor %s", target, name)
-        spawner.default_url = f"/tree/{folder}"
+        spawner.default_url = landing(f"/tree/{folder}") if landing else f"/tree/{folder}"
 
     return instructor_workspace
 

@@ -19,12 +19,12 @@ import sys
 import tempfile
 import time
 import uuid
-from urllib.parse import urlencode, urlparse
+from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
 import requests
 import websocket
 import yaml
-from course_hub import launcher, paths
+from course_hub import launcher, paths, repository
 from course_hub import settings as course_settings
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -283,6 +283,8 @@ class HubSession:
         if response.status_code != 302:
             raise LoginFailed(response.status_code, response.text)
         self.hub_xsrf = self.http.cookies.get("_xsrf", path="/hub/")
+        #: Where the hub sends the browser after the login form.
+        self.after_login = urljoin(self.hub.url, response.headers["Location"])
 
     def hub_api(self, method, path, **kwargs):
         """Call the hub's REST API with this session's cookie (and its XSRF header)."""
@@ -306,18 +308,57 @@ class HubSession:
         """The hub's model of this user's default server, or None when it does not run."""
         return self.hub_api("GET", f"/users/{self.username}").json().get("servers", {}).get("")
 
-    def open_server(self, owner=None):
-        """Go through OAuth to ``owner``'s server (default: one's own); return the last response.
+    def open_server(self, owner=None, timeout=300):
+        """Land on ``owner``'s server (default: one's own) as a browser does; return the last response.
 
-        A user opening someone else's server is asked to authorize access on a hub page; this
-        answers it like a person clicking "Authorize".
+        Through OAuth (a user opening someone else's server is asked to authorize access on a
+        hub page; this answers it like a person clicking "Authorize"), then through the
+        server's landing page: nbgitpuller's ``git-pull`` page, whose script syncs the course
+        over an event stream and then opens the course (:meth:`follow_course_sync`).
         """
         owner = owner or self.username
         # A page, not an API path: only pages redirect through the hub's OAuth.
-        response = self.http.get(f"{self.hub.url}/user/{owner}/", timeout=60)
+        return self.land(self.http.get(f"{self.hub.url}/user/{owner}/", timeout=60), owner, timeout)
+
+    def land(self, response, owner=None, timeout=300):
+        """Carry on from ``response`` (a page on the way to ``owner``'s server) as a browser does:
+        authorize OAuth when asked, run the course sync of nbgitpuller's page; return the last
+        response (see :meth:`open_server`)."""
+        owner = owner or self.username
         if response.status_code == 200 and "/hub/api/oauth2/authorize" in response.url:
             response = self._confirm_oauth(response)
+        if response.status_code == 200 and urlparse(response.url).path == f"/user/{owner}/git-pull":
+            self.sync_events = self.follow_course_sync(response.url, owner, timeout)
+            if self.sync_events[-1].get("phase") != "finished":
+                raise HubError(f"the course sync on {owner}'s server failed: {self.sync_events[-1]}")
+            opened = parse_qs(urlparse(response.url).query)["urlpath"][0]
+            response = self.http.get(f"{self.hub.url}/user/{owner}/{opened}", timeout=60)
         return response
+
+    def follow_course_sync(self, page_url, owner=None, timeout=300):
+        """Do what nbgitpuller's ``git-pull`` page does in a browser; return its events.
+
+        The page's script (nbgitpuller's ``gitsync.js``) opens ``git-pull/api`` with the page's
+        query and the ``_xsrf`` token as an event stream, shows each event's output, and stops
+        at the phase ``finished`` or ``error``.
+        """
+        owner = owner or self.username
+        query = {key: values[0] for key, values in parse_qs(urlparse(page_url).query).items()
+                 if key in ("repo", "branch", "targetpath", "depth", "backup")}
+        query["_xsrf"] = self.server_xsrf(owner)
+        events = []
+        with self.http.get(f"{self.hub.url}/user/{owner}/git-pull/api?{urlencode(query)}", stream=True,
+                           headers={"Accept": "text/event-stream"}, timeout=(30, timeout)) as stream:
+            if stream.status_code != 200:
+                raise HubError(f"git-pull/api on {owner}'s server: HTTP {stream.status_code} {stream.text[:300]}")
+            for line in stream.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    events.append(json.loads(line[len("data:"):]))
+                    if events[-1].get("phase") in ("finished", "error"):
+                        break
+        if not events:
+            raise HubError(f"git-pull/api on {owner}'s server ended without an event")
+        return events
 
     def _confirm_oauth(self, page):
         """Submit the "Authorize access" form shown at ``page``."""
@@ -486,6 +527,14 @@ class Terminal:
 
 def _cookie_applies(cookie, owner):
     return cookie.path in ("/", "/hub/") or cookie.path.startswith(f"/user/{owner}")
+
+
+def publish_course(source, repo, message=None):
+    """Publish ``source`` into the course repository ``repo`` (a commit only if something
+    changed), readable by everyone; return the commit or None."""
+    commit = repository.publish(source, repo, **({"message": message} if message else {}))
+    subprocess.run(["chmod", "-R", "a+rX", str(repo)], check=True)
+    return commit
 
 
 def write_probe_notebook(path, code):

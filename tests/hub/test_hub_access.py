@@ -10,6 +10,7 @@ import time
 
 import pytest
 import requests
+
 from course_hub import settings as course_settings
 
 from tests.hub import hubkit
@@ -53,7 +54,11 @@ def test_the_server_process_runs_as_the_student(student_session, student):
 
 def test_login_lands_in_the_synced_course(student_session, student, course_source):
     username, _ = student
-    landing = student_session.http.get(f"{student_session.hub.url}/user/{username}/", timeout=60)
+    # The server's landing page is nbgitpuller's: it syncs ~/course, then opens it.
+    first = student_session.http.get(f"{student_session.hub.url}/user/{username}/", timeout=60)
+    assert first.status_code == 200 and f"/user/{username}/git-pull?" in first.url, first.url
+    landing = student_session.open_server()
+    assert student_session.sync_events[-1]["phase"] == "finished", student_session.sync_events
     assert landing.status_code == 200
     assert landing.url.endswith(f"/user/{username}/tree/course")  # Notebook 7's file browser
     listing = student_session.server_api("GET", "/contents/course")

@@ -1,5 +1,6 @@
 """A real browser (Debian's Chromium, headless, driven by Playwright) uses the course server:
-log in, land in ~/course, open a course notebook, run all its cells, see a plot and a widget.
+log in, land in ~/course, open a course notebook, run all its cells, see a plot and a widget;
+and an update synced while a notebook is open with unsaved changes never overwrites it silently.
 
 Screenshots go to ``test-artifacts/`` for a person to look at.
 """
@@ -16,6 +17,7 @@ FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+UPSTREAM_FIX = "x = 2  # fixed upstream"
 
 
 def pick_notebook(course_source):
@@ -76,7 +78,8 @@ def test_browser_login_run_notebook_see_plot_and_widget(hub, make_user, course_s
             page.fill("#username_input", username)
             page.fill("#password_input", password)
             page.click("#login_submit")
-            # The hub spawns the server (course sync first) and lands in Notebook 7's tree.
+            # The hub spawns the server (course sync first), lands on nbgitpuller's page, which
+            # syncs the course again and opens Notebook 7's tree.
             page.wait_for_url(f"**/user/{username}/tree/course", timeout=600_000)
             expect(page.get_by_text(browser_notebook).first).to_be_visible()
             page.screenshot(path=str(artifacts / "hub-tree.png"))
@@ -126,3 +129,65 @@ def test_browser_login_run_notebook_see_plot_and_widget(hub, make_user, course_s
         finally:
             browser.close()
 
+
+@pytest.fixture(scope="module")
+def update_hub(start_hub, make_course):
+    """A hub of this module's own, whose course repository gets a new commit: (hub, source, repo)."""
+    source, repo, git_config = make_course("unsaved", notebooks=["hub-check.ipynb"])
+    return start_hub(course_repo=repo, git_config_system=git_config), source, repo
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_an_update_never_silently_overwrites_an_open_unsaved_notebook(update_hub, make_user, artifacts):
+    from playwright.sync_api import expect, sync_playwright
+
+    hub, source, repo = update_hub
+    username, password = make_user("student")
+    on_disk = hubkit.home_of(username) / "course" / "hub-check.ipynb"
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(600_000)  # only ends a stuck run; every wait is for a state
+            page = context.new_page()
+            page.goto(f"{hub.url}/hub/login")
+            page.fill("#username_input", username)
+            page.fill("#password_input", password)
+            page.click("#login_submit")
+            page.wait_for_url(f"**/user/{username}/tree/course")
+            page.goto(f"{hub.url}/user/{username}/notebooks/course/hub-check.ipynb")
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached()
+            # The student types into the code cell and does not save. The editor is ready once
+            # its language is set (CodeMirror reconfigures then, dropping keys typed before).
+            editor = page.locator(".jp-CodeCell .cm-content[data-language='python']").first
+            expect(editor).to_be_visible()
+            editor.click()
+            page.keyboard.press("End")
+            page.keyboard.type("  # my unsaved change", delay=50)
+            expect(editor).to_contain_text("x = 1  # my unsaved change")
+
+            # The instructors publish a fix of that notebook; the student opens the hub in a second
+            # tab (a bookmark of the hub): the landing syncs it to disk, the server kept running.
+            hubkit.write_probe_notebook(source / "hub-check.ipynb", UPSTREAM_FIX)
+            assert hubkit.publish_course(source, repo, message="Fix x") is not None
+            second = context.new_page()
+            second.goto(f"{hub.url}/")
+            second.wait_for_url(f"**/user/{username}/tree/course")
+            assert UPSTREAM_FIX in on_disk.read_text()
+            second.close()
+
+            # Back in the first tab, the student saves: Notebook 7 sees the newer file and asks.
+            page.bring_to_front()
+            editor.click()
+            page.keyboard.press("Control+s")
+            dialog = page.locator(".jp-Dialog")
+            expect(dialog).to_contain_text("File Changed")
+            expect(dialog).to_contain_text("has changed on disk since the last time it was opened or saved")
+            page.screenshot(path=str(artifacts / "hub-file-changed-dialog.png"))
+            assert UPSTREAM_FIX in on_disk.read_text()  # nothing written before the student answers
+            # "Overwrite" keeps what the tab shows: the student's version, written to disk.
+            dialog.get_by_role("button", name="Overwrite").click()
+            hubkit.wait_for(lambda: "my unsaved change" in on_disk.read_text(), 300,
+                            what="the tab's version on disk after Overwrite")
+        finally:
+            browser.close()

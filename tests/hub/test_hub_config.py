@@ -1,8 +1,9 @@
 """jupyterhub_config.py read without starting a hub: settings, site files, refusals; and the helpers."""
 import subprocess
+import urllib.parse
 
 import pytest
-from course_hub import paths, repository
+from course_hub import hooks, paths, repository
 from course_hub import settings as course_settings
 from course_hub.spawner import RlimitLocalProcessSpawner
 from traitlets.config import Config
@@ -27,7 +28,14 @@ def test_defaults_come_from_the_shared_settings(monkeypatch, tmp_path):
     assert c.PAMAuthenticator.allowed_groups == {"dl-students", "dl-instructors"}
     assert c.PAMAuthenticator.admin_groups == {"dl-instructors"}
     assert c.JupyterHub.cleanup_servers is False
-    assert c.Spawner.default_url == settings["hub"]["default_url"]
+    # Every landing syncs the course through nbgitpuller's page, then opens hub.default_url.
+    landing = urllib.parse.urlsplit(c.Spawner.default_url)
+    assert landing.path == hooks.GIT_PULL_PATH
+    assert urllib.parse.parse_qs(landing.query) == {
+        "repo": [str(paths.COURSE_REPO)], "branch": [repository.BRANCH], "targetpath": ["course"],
+        "urlpath": [settings["hub"]["default_url"].lstrip("/")]}
+    assert hooks.landing_path(c.Spawner.default_url) == settings["hub"]["default_url"]
+    assert c.Spawner.environment["NBGITPULLER_DEPTH"] == "0"
     assert c.Spawner.args == ['--ServerApp.jpserver_extensions={"jupyter_lsp": False}']
     assert c.Spawner.mem_limit == settings["limits"]["memory"]
     assert c.JupyterHub.db_url == f"sqlite:///{paths.STATE_DIR / paths.DATABASE}"
