@@ -543,6 +543,9 @@ def write_probe_notebook(path, code):
 
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_markdown_cell("# Hub check"), nbformat.v4.new_code_cell(code)]
+    # As every course notebook: Notebook 7 then starts its kernel without asking which.
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                       "language": "python"}
     nbformat.write(notebook, str(path))
 
 

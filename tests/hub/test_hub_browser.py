@@ -35,6 +35,26 @@ def pick_notebook(course_source):
     return min(candidates)[1] if candidates else None
 
 
+def wait_for_kernel(page, server_url, path):
+    """Wait until the notebook at ``path`` has its kernel, idle, as its server reports it.
+
+    The page's execution indicator says "idle" before any kernel is there, and a notebook
+    without its kernel yet drops a Run All (JupyterLab clears the cells instead): the server's
+    sessions (``/api/sessions``, with the page's own cookies) are the state to wait on.
+    """
+
+    def ready():
+        response = page.request.get(f"{server_url}/api/sessions")
+        return response.ok and any(
+            session["path"] == path and (session.get("kernel") or {}).get("execution_state") == "idle"
+            for session in response.json())
+
+    from playwright.sync_api import expect
+
+    hubkit.wait_for(ready, 600, interval=1, what=f"the kernel of {path}, idle")
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached()
+
+
 def menu_command(page, menu, item):
     """Choose ``menu`` > ``item`` in Notebook 7's menu bar once the item is enabled.
 
@@ -67,6 +87,7 @@ def test_browser_login_run_notebook_see_plot_and_widget(hub, make_user, course_s
     from playwright.sync_api import expect, sync_playwright
 
     username, password = make_user("student")
+    expect.set_options(timeout=600_000)  # only ends a stuck run: every wait is for a state
     with sync_playwright() as driver:
         # Playwright gives each launch a fresh temporary profile.
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
@@ -86,9 +107,9 @@ def test_browser_login_run_notebook_see_plot_and_widget(hub, make_user, course_s
 
             page.goto(f"{hub.url}/user/{username}/notebooks/course/{browser_notebook}")
             expect(page.locator(".jp-Notebook")).to_be_visible()
-            # Every wait below is for a state of the page (the kernel idle, a menu item enabled, the
-            # prompts), with bounds meant only to end a run that is stuck: a busy machine is slow.
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(timeout=600_000)
+            # Every wait below is for a state (the kernel idle, a menu item enabled, the prompts),
+            # with bounds meant only to end a run that is stuck: a busy machine is slow.
+            wait_for_kernel(page, f"{hub.url}/user/{username}", f"course/{browser_notebook}")
             prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
             texts = lambda: [text.strip() for text in prompts.all_text_contents()]  # noqa: E731
             hubkit.wait_for(texts, 600, what="the notebook's code cells")
@@ -143,6 +164,7 @@ def test_an_update_never_silently_overwrites_an_open_unsaved_notebook(update_hub
 
     hub, source, repo = update_hub
     username, password = make_user("student")
+    expect.set_options(timeout=600_000)  # only ends a stuck run: every wait is for a state
     on_disk = hubkit.home_of(username) / "course" / "hub-check.ipynb"
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
@@ -156,7 +178,7 @@ def test_an_update_never_silently_overwrites_an_open_unsaved_notebook(update_hub
             page.click("#login_submit")
             page.wait_for_url(f"**/user/{username}/tree/course")
             page.goto(f"{hub.url}/user/{username}/notebooks/course/hub-check.ipynb")
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached()
+            wait_for_kernel(page, f"{hub.url}/user/{username}", "course/hub-check.ipynb")
             # The student types into the code cell and does not save. The editor is ready once
             # its language is set (CodeMirror reconfigures then, dropping keys typed before).
             editor = page.locator(".jp-CodeCell .cm-content[data-language='python']").first
