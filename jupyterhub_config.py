@@ -1,18 +1,18 @@
 """JupyterHub configuration of the course server.
 
 Students log in with their Unix account (PAM) and land in ``~/course``, their own copy of the
-course notebooks, synced from the course repository by nbgitpuller before their server starts.
+course notebooks, synced from the course repository by nbgitpuller's git-pull page at every landing.
 
 This file is a list of decisions; the code it wires in is the installed package ``course_hub``.
 Where things are comes from ``course_hub.paths``; everything else from the settings
 (``course_hub.settings``): ``deploy/hub-settings.yaml``, shared with the Kubernetes deployment,
 under this server's site file (``paths.SITE_SETTINGS``, or the file ``DLCOURSE_SETTINGS`` names).
-``GIT_CONFIG_SYSTEM``, git's own variable, is passed on to the course sync when it is set.
+``GIT_CONFIG_SYSTEM``, git's own variable, is passed on to the students' servers when it is set.
 """
 import os
 import sys
 
-from course_hub import hooks, paths, repository
+from course_hub import hooks, lab_redirect, paths, repository
 from course_hub import settings as course_settings
 from course_hub.auth import CoursePAMAuthenticator
 from course_hub.spawner import RlimitLocalProcessSpawner
@@ -92,9 +92,12 @@ c.Spawner.environment = {
     "NBGITPULLER_DEPTH": "0",  # full clones of the course: later merges need the history
 }
 # Students use Notebook 7, nbgitpuller, ipywidgets and terminals. The language-server proxy
-# (jupyter_lsp; no language server is installed) serves none of them and each server start
-# paid for loading it. JupyterLab's extension stays: without it Notebook 7 answers /lab with 500.
-c.Spawner.args = ['--ServerApp.jpserver_extensions={"jupyter_lsp": False}']
+# (jupyter_lsp; no language server is installed) and JupyterLab's own server extension serve
+# none of them, and each server start paid for them: importing JupyterLab's runs `node yarn.js
+# config` (bench/login_cpu.py). Without it /lab would answer 500: course_hub.lab_redirect
+# sends /lab to Notebook 7's /tree instead.
+SERVER_EXTENSIONS = {"jupyter_lsp": False, "jupyterlab": False, lab_redirect.EXTENSION: True}
+c.Spawner.args = [f"--ServerApp.jpserver_extensions={SERVER_EXTENSIONS!r}"]
 c.Spawner.notebook_dir = "~"
 
 
@@ -104,8 +107,9 @@ def course_landing(open_path):
 
 
 # Every landing on a server (the login form, the hub's home page, a bookmark of the hub) goes
-# through nbgitpuller's page, which syncs ~/course first, also into a server that kept running;
-# then Notebook 7's UI opens in ~/course (hub.default_url).
+# through nbgitpuller's page, which clones or merges ~/course in the student's server, also one
+# that kept running, then opens Notebook 7's UI in ~/course (hub.default_url). It is the one
+# course sync: a sync before each spawn as well cost 0.2 CPU-s a login and delayed every start.
 c.Spawner.default_url = course_landing(settings["hub"]["default_url"])
 if os.environ.get("GIT_CONFIG_SYSTEM"):  # the servers' git (landing sync, terminals) trusts the same
     c.Spawner.environment["GIT_CONFIG_SYSTEM"] = os.environ["GIT_CONFIG_SYSTEM"]
@@ -113,12 +117,9 @@ if os.environ.get("GIT_CONFIG_SYSTEM"):  # the servers' git (landing sync, termi
 # on 2 cores, spawns took up to 138 s (bench/load_test.py); 300 s leaves room on a busy machine.
 c.Spawner.start_timeout = 300
 c.Spawner.http_timeout = 300
-# Everyone's ~/course is synced; an instructor also gets ~/course-edit, a working copy of the
-# course repository, and opens it: they publish from there (course-publish).
+# Before a server starts: an instructor gets ~/course-edit, a working copy of the course
+# repository, and lands there (through the course sync): they publish from it (course-publish).
 c.Spawner.pre_spawn_hook = hooks.chain_hooks(
-    hooks.make_course_sync_hook(
-        COURSE_REPO, repository.BRANCH, COURSE_FOLDER, git_config_system=os.environ.get("GIT_CONFIG_SYSTEM")
-    ),
     hooks.make_instructor_spawn_hook(COURSE_REPO, INSTRUCTORS, landing=course_landing),
 )
 # An instructor's $JUPYTERHUB_API_TOKEN may also list the students and read their activity

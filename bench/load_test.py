@@ -6,8 +6,9 @@ and talks to Notebook 7's REST API and the kernel websocket, as a browser would.
 simulated student, all starting together:
 
 1. logs in (``/hub/login``, PAM),
-2. starts their server (the hub syncs ``~/course`` with nbgitpuller first) and waits for it,
-3. opens it (OAuth), starts a kernel and connects to its websocket,
+2. starts their server and waits for it,
+3. opens it as a browser does (OAuth, then nbgitpuller's git-pull page, which clones
+   ``~/course``), starts a kernel and connects to its websocket,
 4. runs a course cell: ``import course_lib`` and a ``SimpleCNN`` forward pass on 64 MNIST digits,
 5. logs out (the server keeps running, as a student's does when they close the tab).
 
@@ -80,8 +81,8 @@ class MemorySampler(threading.Thread):
     the children it has reaped (``children_user``/``children_system``): the course sync and the
     git commands the hub or a server runs end between two samples, and only their parent's
     account keeps their time. A process whose parent is the hub and that is not a student's
-    server (the course sync of the pre-spawn hook) is left out of the students' group: the hub
-    reaps it, so its time is in the hub's.
+    server (a command of a pre-spawn hook) is left out of the students' group: the hub reaps
+    it, so its time is in the hub's.
     """
 
     def __init__(self, hub, student_uids):

@@ -13,7 +13,8 @@ process that does it, so a busy machine changes the figures little (unlike wall 
 - **kernel start** and **course cell**: a python3 kernel (ipykernel), then ``bench/load_test.py``'s
   course cell in it.
 - **course sync**: ``python -m nbgitpuller.pull`` cloning the course, then pulling it again
-  (what the hub's pre-spawn hook runs; a landing sync runs the same git commands in the server).
+  (nbgitpuller's git commands; a landing on a server runs them from the server's own process,
+  without this interpreter's start).
 - **imports**: ``python -c "import X"`` for the modules that dominate the above.
 
 Run with the course virtualenv's Python, from the checkout's root (no hub, no lock needed)::
@@ -189,7 +190,8 @@ def main(argv=None):
         syncs = [sync_cpu(workdir) for _ in range(args.runs)]
         clone = statistics.median(s[0] for s in syncs)
         pull = statistics.median(s[1] for s in syncs)
-        print(f"course sync (pre-spawn hook): first login (clone) {clone:.2f}, later logins (pull) {pull:.2f}")
+        print(f"course sync (nbgitpuller, own process): first login (clone) {clone:.2f}, "
+              f"later logins (pull) {pull:.2f}")
         print(f"one login, server side: {ours + start + cell + clone:.2f} first, "
               f"{ours + start + cell + pull:.2f} later (the hub's and the proxy's share: bench/load_test.py)")
         print("imports, each in a fresh interpreter:")

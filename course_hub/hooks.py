@@ -1,13 +1,12 @@
-"""The hooks ``jupyterhub_config.py`` wires in: who is in which course group, what is synced
-before a server starts, what an instructor's server may do.
+"""The hooks ``jupyterhub_config.py`` wires in: who is in which course group, where a server
+lands (through the course sync), what an instructor's server may do.
 
 - :func:`make_course_groups_hook`: a post-authentication hook that copies the user's course
   Unix groups into the hub's groups, so RBAC roles granted to a group apply.
-- :func:`make_course_sync_hook`: a pre-spawn hook that syncs ``~/course`` from the course
-  repository with nbgitpuller, as the student, before their server starts.
 - :func:`landing_url`: where a server opens: nbgitpuller's ``git-pull`` page, which syncs
-  ``~/course`` again at every landing (a login, the hub's home page, a bookmark of the hub),
-  also while the server keeps running, then opens the course.
+  ``~/course`` from the course repository, as the student, at every landing (a login, the
+  hub's home page, a bookmark of the hub), also while the server keeps running, then opens
+  the course.
 - :func:`make_instructor_spawn_hook`: before an instructor's server starts, make sure they
   have a working copy of the course repository (``~/course-edit``) and open it.
 - :func:`make_server_token_scopes`: the ``$JUPYTERHUB_API_TOKEN`` of an instructor's server
@@ -19,15 +18,10 @@ import asyncio
 import inspect
 import os
 import pwd
-import sys
 from urllib.parse import parse_qs, urlencode, urlsplit
-
-from jupyterhub.spawner import set_user_setuid
 
 from . import accounts, repository
 
-#: How long a course sync may take before the server starts without it.
-SYNC_TIMEOUT_SECONDS = 120
 #: JupyterHub's default scopes for a server's own token (its built-in ``server`` role).
 SERVER_DEFAULT_SCOPES = ("users:activity!user", "access:servers!server")
 #: nbgitpuller's page (a server extension): it syncs a folder, showing git's progress, then
@@ -40,9 +34,9 @@ def landing_url(repository_path, branch, target_name, open_path):
 
     It is nbgitpuller's own ``git-pull`` link, the way nbgitpuller is meant to be used: the
     server's default URL, so every landing on the server (after the login form, from the hub's
-    home page, from a bookmark of the hub) merges what was published since, even when the
-    server kept running (the pre-spawn hook, :func:`make_course_sync_hook`, syncs only when a
-    server starts).
+    home page, from a bookmark of the hub) clones the course the first time and later merges
+    what was published since, even when the server kept running. The sync runs in the
+    student's server, as the student; its progress, or git's error, shows on the page.
 
     Parameters
     ----------
@@ -97,81 +91,6 @@ def make_course_groups_hook(course_groups):
         return auth_model
 
     return course_groups_hook
-
-
-def make_course_sync_hook(repository_path, branch, target_name, git_config_system=None):
-    """Build a pre-spawn hook that syncs the student's copy of the course.
-
-    The hook runs nbgitpuller (``python -m nbgitpuller.pull``) as the student, with the
-    student's home and groups, so every file it writes belongs to them. nbgitpuller clones on
-    the first login and afterwards merges upstream changes, keeping the student's edits.
-    A failed sync is logged and the server starts anyway, with the copy the student has.
-
-    Parameters
-    ----------
-    repository_path : str
-        Path of the course's git repository on this machine.
-    branch : str
-        Branch to follow.
-    target_name : str
-        Folder inside the student's home (``course`` gives ``~/course``).
-    git_config_system : str or None
-        A git system configuration file to use instead of git's own (tests set one that marks
-        their repository as a ``safe.directory``).
-
-    Returns
-    -------
-    callable
-        ``async hook(spawner)``, for ``Spawner.pre_spawn_hook``.
-    """
-
-    async def sync_course(spawner):
-        username = spawner.user.name
-        home = pwd.getpwnam(username).pw_dir
-        target = os.path.join(home, target_name)
-        env = {
-            "HOME": home,
-            "USER": username,
-            "LOGNAME": username,
-            "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            # A full clone: later merges need the history, and a local path ignores depth.
-            "NBGITPULLER_DEPTH": "0",
-        }
-        if git_config_system:
-            env["GIT_CONFIG_SYSTEM"] = git_config_system
-        command = [sys.executable, "-m", "nbgitpuller.pull", repository_path, branch, target]
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *command,
-                env=env,
-                cwd=home,
-                preexec_fn=set_user_setuid(username),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        except OSError as exc:
-            spawner.log.warning("course sync for %s could not start: %s", username, exc)
-            return
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), SYNC_TIMEOUT_SECONDS)
-        except asyncio.TimeoutError:
-            process.kill()
-            await process.wait()
-            spawner.log.warning(
-                "course sync for %s took over %s s; starting without it", username, SYNC_TIMEOUT_SECONDS
-            )
-            return
-        if process.returncode == 0:
-            spawner.log.info("course synced into %s", target)
-        else:
-            tail = output.decode(errors="replace").strip().splitlines()[-5:]
-            spawner.log.warning(
-                "course sync for %s failed (exit %s): %s", username, process.returncode, " | ".join(tail)
-            )
-
-    return sync_course
 
 
 def make_instructor_spawn_hook(course_repo, instructors_group, folder="course-edit", landing=None):

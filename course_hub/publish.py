@@ -29,12 +29,12 @@ import tempfile
 from . import gate, gitutil
 
 
-#: When a published change reaches students (the hub's landing sync, course_hub.hooks.landing_url,
-#: and the sync before a server starts); the README says the same.
+#: When a published change reaches students (the landing sync, course_hub.hooks.landing_url);
+#: the README says the same.
 WHEN_STUDENTS_GET_IT = (
     "students get it the next time they open the course from the hub (logging in, the hub's home "
-    "page, a bookmark of the hub) or their server starts; a notebook already open in a tab shows the "
-    "change once it is reopened")
+    "page, a bookmark of the hub); a notebook already open in a tab shows the change once it is "
+    "reopened")
 
 
 class PublishError(RuntimeError):

@@ -76,6 +76,12 @@ def test_landing_page_is_the_notebook_7_ui(student_session, student):
     page = student_session.http.get(f"{student_session.hub.url}/user/{username}/tree/course", timeout=60)
     assert page.status_code == 200
     assert '"appName": "Jupyter Notebook"' in page.text or "Jupyter Notebook" in page.text
+    # The servers run without JupyterLab's server extension: /lab (Notebook 7's "Open
+    # JupyterLab") opens the same file browser, and Notebook 7's own /lab/api is still served.
+    lab = student_session.http.get(f"{student_session.hub.url}/user/{username}/lab/tree/course", timeout=60)
+    assert lab.status_code == 200 and lab.url.endswith(f"/user/{username}/tree/course"), lab.url
+    settings = student_session.http.get(f"{student_session.hub.url}/user/{username}/lab/api/settings", timeout=60)
+    assert settings.status_code == 200 and settings.json()["settings"], settings.text[:300]
 
 
 def test_wrong_password_is_refused(hub, student):

@@ -36,7 +36,8 @@ def test_defaults_come_from_the_shared_settings(monkeypatch, tmp_path):
         "urlpath": [settings["hub"]["default_url"].lstrip("/")]}
     assert hooks.landing_path(c.Spawner.default_url) == settings["hub"]["default_url"]
     assert c.Spawner.environment["NBGITPULLER_DEPTH"] == "0"
-    assert c.Spawner.args == ['--ServerApp.jpserver_extensions={"jupyter_lsp": False}']
+    assert c.Spawner.args == [
+        "--ServerApp.jpserver_extensions={'jupyter_lsp': False, 'jupyterlab': False, 'course_hub.lab_redirect': True}"]
     assert c.Spawner.mem_limit == settings["limits"]["memory"]
     assert c.JupyterHub.db_url == f"sqlite:///{paths.STATE_DIR / paths.DATABASE}"
     assert c.ConfigurableHTTPProxy.command == [str(paths.PROXY_COMMAND)]

@@ -1,10 +1,10 @@
 """A fix published to the course repository reaches a student, whose own edits are kept; a sync
 that fails is shown to the student and logged for the operator.
 
-The student's ``~/course`` is synced by nbgitpuller before each server start (the hub's
-pre-spawn hook, checked here) and at every landing on the server (its default URL is
-nbgitpuller's git-pull page: tests/instructors/test_hub_instructors.py publishes to a student
-whose server keeps running, tests/hub/test_hub_browser.py does it in Chromium).
+The student's ``~/course`` is synced by nbgitpuller at every landing on their server (its
+default URL is nbgitpuller's git-pull page): here after a restart of the server;
+tests/instructors/test_hub_instructors.py publishes to a student whose server keeps running,
+tests/hub/test_hub_browser.py does it in Chromium.
 """
 import shutil
 
@@ -46,7 +46,7 @@ def test_published_fix_reaches_student_and_keeps_their_edits(start_hub, make_use
     shutil.copy(source / "hub-check.ipynb", source / "new-lesson.ipynb")
     assert hubkit.publish_course(source, repo, message="Fix x, add a lesson") is not None
 
-    # Next sync: the student's next server start.
+    # Next sync: the student's next landing, here after their server was stopped and started.
     assert session.hub_api("DELETE", f"/users/{session.username}/server").status_code in (202, 204)
     hubkit.wait_for(lambda: session.server_model() is None, 60, what="the server to stop")
     session.start_server()
@@ -73,9 +73,8 @@ def test_a_failed_sync_is_shown_to_the_student_and_logged_for_the_operator(start
     [error] = [event for event in session.sync_events if event.get("phase") == "error"]
     shown = f"{error.get('message', '')}\n{error.get('output', '')}"
     assert str(missing) in shown, session.sync_events
-    # The operator: the pre-spawn hook's line and the server's own, in the hub's log.
-    log = hub.log_text()
-    assert f"course sync for {session.username} failed" in log
-    assert log.count(str(missing)) >= 2, hub.log_tail()
+    # The operator: the server's log, which the hub's log carries (the local spawner's servers
+    # write to the hub's output), has the same lines.
+    assert str(missing) in hub.log_text(), hub.log_tail()
     # The student still works in their server.
     assert session.server_api("GET", "/contents").status_code == 200
