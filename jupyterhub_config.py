@@ -119,7 +119,13 @@ c.Spawner.start_timeout = 300
 c.Spawner.http_timeout = 300
 # Before a server starts: an instructor gets ~/course-edit, a working copy of the course
 # repository, and lands there (through the course sync): they publish from it (course-publish).
+# Kernels talk to their server over Unix sockets in the user's private runtime folder, not TCP
+# ports: 100 kernels starting at once picked ports that another kernel bound first ("Address
+# already in use"), and the restarts cost CPU and failed logins (bench/load_test.py -n 100); a
+# TCP port on localhost is also reachable by every other user of the machine. (Homes too long
+# for a socket's path keep TCP: hooks.kernel_transport_hook.)
 c.Spawner.pre_spawn_hook = hooks.chain_hooks(
+    hooks.kernel_transport_hook,
     hooks.make_instructor_spawn_hook(COURSE_REPO, INSTRUCTORS, landing=course_landing),
 )
 # An instructor's $JUPYTERHUB_API_TOKEN may also list the students and read their activity

@@ -260,9 +260,11 @@ def run(n, timeout, keep_log=None):
         load_before = os.getloadavg()
         started = time.monotonic()
         deadline = started + timeout
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            futures = [pool.submit(one_student, hub, name, pw, gate, deadline) for name, pw in users.items()]
-            done, not_done = wait(futures, timeout=timeout + 60)
+        pool = ThreadPoolExecutor(max_workers=n)
+        futures = [pool.submit(one_student, hub, name, pw, gate, deadline) for name, pw in users.items()]
+        done, not_done = wait(futures, timeout=timeout + 60)
+        # A student still stuck past the class's time is reported, not waited for.
+        pool.shutdown(wait=False, cancel_futures=True)
         results = [f.result() for f in done]
         results += [{"user": "?", "ok": False, "stage": "whole run", "error": "did not finish in time"}
                     for _ in not_done]

@@ -24,7 +24,6 @@ Run with the course virtualenv's Python, from the checkout's root (no hub, no lo
 Everything runs in a temporary folder, removed at the end; every server and kernel is stopped.
 """
 import argparse
-import ast
 import contextlib
 import os
 import pathlib
@@ -48,14 +47,23 @@ IMPORTS = ("jupyter_server.serverapp", "jsonschema", "rfc3987_syntax", "jupyter_
            "jupyterlab", "jupyter_lsp", "ipykernel.kernelapp", "course_lib", "nbgitpuller.pull")
 
 
-def spawner_args():
-    """``c.Spawner.args`` of the checkout's jupyterhub_config.py, read without running it."""
-    tree = ast.parse((REPO_ROOT / "jupyterhub_config.py").read_text())
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and ast.unparse(node.targets[0]) == "c.Spawner.args"):
-            return ast.literal_eval(node.value)
-    return []
+def spawner_args(home):
+    """The arguments the hub gives a server whose user's home is ``home``.
+
+    ``c.Spawner.args`` of the checkout's jupyterhub_config.py (run as the hub runs it, with the
+    shared settings), and the kernels' transport that its pre-spawn hook adds.
+    """
+    from course_hub import hooks
+    from traitlets.config import Config
+
+    config_file = REPO_ROOT / "jupyterhub_config.py"
+    config = Config()
+    exec(compile(config_file.read_text(), str(config_file), "exec"),
+         {"get_config": lambda: config, "__file__": str(config_file)})
+    args = list(config.Spawner.args)
+    if hooks.kernel_sockets_fit(str(home)):
+        args.append(hooks.KERNEL_IPC_ARG)
+    return args
 
 
 def installed_extensions():
@@ -169,7 +177,7 @@ def main(argv=None):
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="login-cpu-"))
     try:
         print(f"CPU seconds (user + system), median of {args.runs}; load average {os.getloadavg()[0]:.1f}")
-        course_args = spawner_args()
+        course_args = spawner_args(workdir)
         extensions = installed_extensions()
         every = [f"--ServerApp.jpserver_extensions={ {name: True for name in extensions} }"]
         ours = median_of(args.runs, lambda: server_start_cpu(workdir, course_args))

@@ -12,6 +12,8 @@ lands (through the course sync), what an instructor's server may do.
 - :func:`make_server_token_scopes`: the ``$JUPYTERHUB_API_TOKEN`` of an instructor's server
   may also list students and read their activity and servers (what ``course-status`` needs);
   students' servers keep JupyterHub's default ("post activity only").
+- :func:`kernel_transport_hook`: kernels on Unix sockets in the user's runtime folder where
+  the sockets' paths fit, TCP ports on localhost otherwise.
 - :func:`chain_hooks`: run several pre-spawn hooks in order.
 """
 import asyncio
@@ -27,6 +29,13 @@ SERVER_DEFAULT_SCOPES = ("users:activity!user", "access:servers!server")
 #: nbgitpuller's page (a server extension): it syncs a folder, showing git's progress, then
 #: opens a path of the server; a failed sync stays on the page with git's message.
 GIT_PULL_PATH = "/git-pull"
+#: The server's option that puts its kernels on Unix sockets (ZeroMQ's ipc transport).
+KERNEL_IPC_ARG = "--KernelManager.transport=ipc"
+#: The longest path a Unix socket may have on Linux (``sun_path`` is 108 bytes with its NUL).
+UNIX_SOCKET_PATH_MAX = 107
+#: What jupyter_client appends to the runtime folder for a kernel's socket: ``/kernel-<uuid4>``
+#: (jupyter_server's kernel id) ``-ipc-<n>`` (n counts the kernel's channels, two digits to spare).
+KERNEL_SOCKET_SUFFIX = len("/kernel-") + 36 + len("-ipc-") + 2
 
 
 def landing_url(repository_path, branch, target_name, open_path):
@@ -148,6 +157,34 @@ def make_server_token_scopes(instructors_group, instructor_scopes):
         return scopes
 
     return server_token_scopes
+
+
+def kernel_sockets_fit(home):
+    """Whether a kernel's Unix sockets fit the path limit for a user whose home is ``home``.
+
+    They live in Jupyter's runtime folder, ``~/.local/share/jupyter/runtime`` for a server
+    the hub starts (its environment sets neither ``JUPYTER_RUNTIME_DIR`` nor ``XDG_DATA_HOME``).
+    """
+    runtime = os.path.join(home, ".local", "share", "jupyter", "runtime")
+    return len(os.fsencode(runtime)) + KERNEL_SOCKET_SUFFIX <= UNIX_SOCKET_PATH_MAX
+
+
+def kernel_transport_hook(spawner):
+    """Pre-spawn hook: the user's kernels on Unix sockets (:data:`KERNEL_IPC_ARG`) if they fit.
+
+    Unix sockets in the user's own runtime folder (mode 0700) cannot be taken by another kernel
+    starting at the same moment, as TCP ports can when a class logs in at once, and no other
+    user of the machine can connect to them. A home too long for the sockets' paths (user names
+    may have 32 characters) keeps TCP ports on localhost: a kernel that cannot bind never starts.
+    """
+    home = pwd.getpwnam(spawner.user.name).pw_dir
+    args = [arg for arg in spawner.args if arg != KERNEL_IPC_ARG]
+    if kernel_sockets_fit(home):
+        args.append(KERNEL_IPC_ARG)
+    else:
+        spawner.log.info("kernels of %s on TCP ports: Unix sockets under %s would be too long",
+                         spawner.user.name, home)
+    spawner.args = args
 
 
 def chain_hooks(*hooks):

@@ -438,6 +438,8 @@ class Kernel:
         idle = replied = False
         deadline = time.monotonic() + timeout
         while not (idle and replied):
+            if time.monotonic() > deadline:  # messages of other requests can keep recv() busy
+                raise HubError(f"no answer from the kernel within {timeout} s; so far: {out}")
             self.socket.settimeout(max(0.1, deadline - time.monotonic()))
             try:
                 incoming = json.loads(self.socket.recv())

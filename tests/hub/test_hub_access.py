@@ -39,6 +39,10 @@ def test_student_runs_course_code_in_own_kernel_as_own_uid(student_session, stud
         forward = kernel.execute(CNN_FORWARD)
         assert forward["error"] is None, forward
         assert forward["stdout"].strip() == "(4, 10) True"
+        # The kernel listens on Unix sockets in the student's own runtime folder, no TCP port.
+        transport = kernel.execute("import json, ipykernel.connect as c; "
+                                   "print(json.load(open(c.get_connection_file()))['transport'])")
+        assert transport["stdout"].strip() == "ipc", transport
     finally:
         kernel.close()
 

@@ -154,3 +154,57 @@ def test_publish_commits_once_and_refuses_a_missing_folder(tmp_path):
     assert files == [".gitignore", "a.ipynb"]  # the test-only sanitize.cfg stays out
     with pytest.raises(ValueError, match="source_dir: expected a folder of course material"):
         repository.publish(tmp_path / "missing", repo)
+
+
+def test_kernel_sockets_fit_exactly_what_linux_and_jupyter_client_allow(tmp_path):
+    import uuid
+
+    import zmq
+    from jupyter_client.connect import ConnectionFileMixin
+
+    # Linux's limit, with real sockets: the longest path binds, one byte more does not.
+    folder = tmp_path / "s"
+    folder.mkdir()
+    longest = str(folder / ("x" * (hooks.UNIX_SOCKET_PATH_MAX - len(str(folder)) - 1)))
+    assert len(longest) == hooks.UNIX_SOCKET_PATH_MAX
+    context = zmq.Context()
+    try:
+        for path, binds in ((longest, True), (longest + "y", False)):
+            socket = context.socket(zmq.ROUTER)
+            try:
+                if binds:
+                    socket.bind(f"ipc://{path}")
+                else:
+                    with pytest.raises(zmq.ZMQError):
+                        socket.bind(f"ipc://{path}")
+            finally:
+                socket.close(linger=0)
+    finally:
+        context.term()
+    # jupyter_client's socket paths for a kernel of jupyter_server (runtime/kernel-<uuid4>.json).
+    runtime = "/home/a-student/.local/share/jupyter/runtime"
+    mixin = ConnectionFileMixin(transport="ipc", connection_file=f"{runtime}/kernel-{uuid.uuid4()}.json")
+    assert len(f"{mixin.ip}-99") == len(runtime) + hooks.KERNEL_SOCKET_SUFFIX
+    # Homes of names up to 21 characters under /home fit; a 32-character name does not.
+    assert hooks.kernel_sockets_fit("/home/" + "a" * 21)
+    assert not hooks.kernel_sockets_fit("/home/" + "a" * 22)
+    assert not hooks.kernel_sockets_fit("/home/" + "a" * 32)
+
+
+def test_kernel_transport_hook_sets_the_option_once_and_keeps_tcp_for_long_homes(monkeypatch):
+    import logging
+    import pwd
+    from types import SimpleNamespace
+
+    other = "--ServerApp.jpserver_extensions={}"
+    spawner = SimpleNamespace(user=SimpleNamespace(name="root"), args=[other], log=logging.getLogger("t"))
+    hooks.kernel_transport_hook(spawner)
+    hooks.kernel_transport_hook(spawner)  # a server started again: still once
+    assert spawner.args == [other, hooks.KERNEL_IPC_ARG]
+    # No account here has a home that long (names may have 32 characters): the lookup is faked.
+    real_getpwnam = pwd.getpwnam
+    monkeypatch.setattr(hooks.pwd, "getpwnam",
+                        lambda name: SimpleNamespace(pw_dir="/home/" + "a" * 32) if name == "long" else real_getpwnam(name))
+    spawner.user.name = "long"
+    hooks.kernel_transport_hook(spawner)
+    assert spawner.args == [other]
