@@ -2,9 +2,11 @@
 
 :class:`RlimitLocalProcessSpawner` is JupyterHub's ``LocalProcessSpawner`` with the
 per-student memory limit (``Spawner.mem_limit``) enforced as an address-space rlimit on the
-student's server and every kernel it starts (the plain spawner ignores ``mem_limit``), and
-with servers on ports below the kernels' ephemeral range (:data:`SERVER_PORTS`).
+student's server and every kernel it starts (the plain spawner ignores ``mem_limit``), with
+servers on ports below the kernels' ephemeral range (:data:`SERVER_PORTS`), and at a lower
+CPU priority than the hub and the proxy (:data:`SERVER_NICE`).
 """
+import os
 import random
 import resource
 import socket
@@ -17,6 +19,27 @@ from jupyterhub.spawner import LocalProcessSpawner
 #: picked for a server still starting, and the hub waited for a server that could not bind
 #: (bench/load_test.py, 25 students at once).
 SERVER_PORTS = range(20000, 32000)
+#: The nice value of students' servers and their kernels, equal for every student. The hub and
+#: the proxy serve everyone: with 100 servers starting at once, at the same priority, the hub
+#: answered a server start only after 49-60 s and six logins failed (bench/load_test.py -n 100).
+SERVER_NICE = 10
+#: Linux schedules each session as one group (autogroup); a server starts its own session, so
+#: its group's nice value, not only its own, decides its share against the hub's. (Kernels
+#: start sessions of their own, jupyter_client's choice: they inherit the nice value only.)
+AUTOGROUP = "/proc/self/autogroup"
+
+
+def lower_priority(nice=SERVER_NICE):
+    """Give this process, and the session it leads, the nice value ``nice`` (children inherit it).
+
+    The session's scheduling group is changed only by a session leader (a spawned server), never
+    the group of a caller that shares its session with others; a kernel without autogroup
+    scheduling has no such file, and then the process's own nice value is all there is.
+    """
+    os.setpriority(os.PRIO_PROCESS, 0, nice)
+    if os.getsid(0) == os.getpid() and os.path.exists(AUTOGROUP):
+        with open(AUTOGROUP, "w") as group:
+            group.write(str(nice))
 
 
 def pick_server_port(ports=SERVER_PORTS, taken=(), attempts=200):
@@ -41,7 +64,7 @@ def pick_server_port(ports=SERVER_PORTS, taken=(), attempts=200):
 
 
 class RlimitLocalProcessSpawner(LocalProcessSpawner):
-    """Local process spawner that enforces ``mem_limit`` with ``RLIMIT_AS``.
+    """Local process spawner that enforces ``mem_limit`` with ``RLIMIT_AS``, servers at nice 10.
 
     The limit is set in the child between ``fork`` and ``exec``, before the switch to the
     student's user, so the student cannot raise it again; kernels inherit it. It bounds each
@@ -58,6 +81,7 @@ class RlimitLocalProcessSpawner(LocalProcessSpawner):
         def preexec():
             if limit is not None:
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            lower_priority()
             switch_user()
 
         return preexec

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from course_hub import settings as course_settings
+from course_hub.spawner import SERVER_NICE
 
 from tests.hub import hubkit
 
@@ -43,6 +44,11 @@ def test_student_runs_course_code_in_own_kernel_as_own_uid(student_session, stud
         transport = kernel.execute("import json, ipykernel.connect as c; "
                                    "print(json.load(open(c.get_connection_file()))['transport'])")
         assert transport["stdout"].strip() == "ipc", transport
+        # The student's server yields to the hub and the proxy, its whole session (Linux's
+        # scheduling group) included; the kernel inherits the server's nice value.
+        priority = kernel.execute("import os; print(os.getpriority(os.PRIO_PROCESS, 0)); "
+                                  "print(open(f'/proc/{os.getppid()}/autogroup').read().split()[-1])")
+        assert priority["stdout"].split() == [str(SERVER_NICE)] * 2, priority
     finally:
         kernel.close()
 
