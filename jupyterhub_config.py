@@ -1,19 +1,20 @@
 """JupyterHub configuration of the course server.
 
 Students log in with their Unix account (PAM) and land in ``~/course``, their own copy of the
-course notebooks, synced from the course repository by nbgitpuller before their server starts.
+course notebooks, synced from the course repository by nbgitpuller's git-pull page at every landing.
 
 This file is a list of decisions; the code it wires in is the installed package ``course_hub``.
 Where things are comes from ``course_hub.paths``; everything else from the settings
 (``course_hub.settings``): ``deploy/hub-settings.yaml``, shared with the Kubernetes deployment,
 under this server's site file (``paths.SITE_SETTINGS``, or the file ``DLCOURSE_SETTINGS`` names).
-``GIT_CONFIG_SYSTEM``, git's own variable, is passed on to the course sync when it is set.
+``GIT_CONFIG_SYSTEM``, git's own variable, is passed on to the students' servers when it is set.
 """
 import os
 import sys
 
-from course_hub import grading, hooks, paths, repository, tls
+from course_hub import grading, hooks, lab_redirect, paths, repository, tls
 from course_hub import settings as course_settings
+from course_hub.auth import CoursePAMAuthenticator
 from course_hub.spawner import LocalStudentSpawner, SystemdStudentSpawner
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
@@ -25,7 +26,7 @@ INSTRUCTORS = settings["groups"]["instructors"]
 STATE_DIR = server["state_dir"]
 RUN_DIR = server["run_dir"]  # pid files: emptied at boot (course_hub.paths.RUN_DIR)
 COURSE_REPO = str(server["course_repo"])
-COURSE_FOLDER = "course"  # ~/course; hub.default_url opens it
+COURSE_FOLDER = "course"  # ~/course; the landing syncs it and opens hub.default_url in it
 
 # ---- The hub and its proxy ----------------------------------------------------------------
 # Students type their Unix password into the login form: HTTPS on the course port, with the
@@ -59,7 +60,9 @@ c.ConfigurableHTTPProxy.pid_file = str(RUN_DIR / paths.PROXY_PIDFILE)
 c.JupyterHub.cleanup_servers = False
 
 # ---- Who may log in -------------------------------------------------------------------------
-c.JupyterHub.authenticator_class = "pam"
+# PAM, with every refusal taking the same time (course_hub.auth): no password oracle.
+c.JupyterHub.authenticator_class = CoursePAMAuthenticator
+c.CoursePAMAuthenticator.refused_login_seconds = float(server["refused_login_seconds"])
 # JupyterHub 5+ lets nobody in without an allow rule: the course's two Unix groups.
 c.PAMAuthenticator.allowed_groups = {STUDENTS, INSTRUCTORS}
 c.PAMAuthenticator.admin_groups = {INSTRUCTORS}
@@ -100,25 +103,52 @@ c.Spawner.environment = {
     "OPENBLAS_NUM_THREADS": THREADS,
     "MKL_NUM_THREADS": THREADS,
     "MALLOC_ARENA_MAX": "2",
+    "NBGITPULLER_DEPTH": "0",  # full clones of the course: later merges need the history
 }
+# Students use Notebook 7, nbgitpuller, ipywidgets and terminals. The language-server proxy
+# (jupyter_lsp; no language server is installed) and JupyterLab's own server extension serve
+# none of them, and each server start paid for them: importing JupyterLab's runs `node yarn.js
+# config` (bench/login_cpu.py). Without it /lab would answer 500: course_hub.lab_redirect
+# sends /lab to Notebook 7's /tree instead.
+SERVER_EXTENSIONS = {"jupyter_lsp": False, "jupyterlab": False, lab_redirect.EXTENSION: True}
+c.Spawner.args = [f"--ServerApp.jpserver_extensions={SERVER_EXTENSIONS!r}"]
 c.Spawner.notebook_dir = "~"
-c.Spawner.default_url = settings["hub"]["default_url"]  # Notebook 7's UI, in ~/course
+
+
+def course_landing(open_path):
+    """nbgitpuller's git-pull link: merge the published course into ~/course, then open_path."""
+    return hooks.landing_url(COURSE_REPO, repository.BRANCH, COURSE_FOLDER, open_path)
+
+
+# Every landing on a server (the login form, the hub's home page, a bookmark of the hub) goes
+# through nbgitpuller's page, which clones or merges ~/course in the student's server, also one
+# that kept running, then opens Notebook 7's UI in ~/course (hub.default_url). It is the one
+# course sync: a sync before each spawn as well cost 0.2 CPU-s a login and delayed every start.
+c.Spawner.default_url = course_landing(settings["hub"]["default_url"])
+if os.environ.get("GIT_CONFIG_SYSTEM"):  # the servers' git (landing sync, terminals) trusts the same
+    c.Spawner.environment["GIT_CONFIG_SYSTEM"] = os.environ["GIT_CONFIG_SYSTEM"]
 # A whole class logging in at once is CPU-bound (about 5 CPU-seconds a student): with 50 students
 # on 2 cores, spawns took up to 138 s (bench/load_test.py); 300 s leaves room on a busy machine.
 c.Spawner.start_timeout = 300
 c.Spawner.http_timeout = 300
-# Everyone's ~/course is synced; an instructor also gets ~/course-edit, a working copy of the
-# course repository, and opens it: they publish from there (course-publish).
+# Before a server starts: an instructor gets ~/course-edit, a working copy of the course
+# repository, and lands there (through the course sync): they publish from it (course-publish).
+# Kernels talk to their server over Unix sockets in the user's private runtime folder, not TCP
+# ports: 100 kernels starting at once picked ports that another kernel bound first ("Address
+# already in use"), and the restarts cost CPU and failed logins (bench/load_test.py -n 100); a
+# TCP port on localhost is also reachable by every other user of the machine. (Homes too long
+# for a socket's path keep TCP: hooks.kernel_transport_hook.)
 c.Spawner.pre_spawn_hook = hooks.chain_hooks(
-    hooks.make_course_sync_hook(
-        COURSE_REPO, repository.BRANCH, COURSE_FOLDER, git_config_system=os.environ.get("GIT_CONFIG_SYSTEM")
-    ),
-    hooks.make_instructor_spawn_hook(COURSE_REPO, INSTRUCTORS),
+    hooks.kernel_transport_hook,
+    hooks.make_instructor_spawn_hook(COURSE_REPO, INSTRUCTORS, landing=course_landing),
 )
 # An instructor's $JUPYTERHUB_API_TOKEN may also list the students and read their activity
-# (what `course-status` shows); students' servers keep the default "post activity only".
+# (what `course-status` shows), and read the instructors' own servers too (instructors are
+# admins, so they hold these scopes; without them an instructor's running server would show as
+# stopped); students' servers keep the default "post activity only".
 INSTRUCTOR_SCOPES = [scope for role in settings["roles"] if role["name"] == "instructor"
                      for scope in role["scopes"]]
+INSTRUCTOR_SCOPES += [f"{scope}!group={INSTRUCTORS}" for scope in ("read:users", "read:users:activity", "read:servers")]
 c.Spawner.server_token_scopes = hooks.make_server_token_scopes(INSTRUCTORS, INSTRUCTOR_SCOPES)
 
 # ---- Services: stop servers nobody uses ---------------------------------------------------------

@@ -18,9 +18,10 @@ Modules
 ``repository``
     the one owner of the course repository: create, publish, secure, trust (``course-repo``);
     an instructor's working copy.
-``spawner``, ``hooks``
-    what the hub's configuration wires in: the memory-limited local spawner, the course sync,
-    the course groups, the instructors' working copy and token scopes.
+``spawner``, ``hooks``, ``auth``, ``lab_redirect``
+    what the hub's configuration wires in: the memory-limited local spawner, the course sync at
+    every landing, the course groups, the instructors' working copy and token scopes, PAM
+    logins whose refusals all take the same time, and the students' servers' ``/lab``.
 ``launcher``
     ``course-hub``: runs the hub with sane signals, supervised or in the background.
 ``roster``, ``term``, ``roster_command``

@@ -32,13 +32,20 @@ def member_groups(username, groups):
     return [group for group in groups if is_member(username, group)]
 
 
+def group_exists(name):
+    """Whether a Unix group called ``name`` exists."""
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 def ensure_groups(names):
     """Create the Unix groups among ``names`` that do not exist yet; return the ones created."""
     created = []
     for name in dict.fromkeys(names):
-        try:
-            grp.getgrnam(name)
-        except KeyError:
+        if not group_exists(name):
             subprocess.run(["groupadd", name], check=True, capture_output=True)
             created.append(name)
     return created

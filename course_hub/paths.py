@@ -3,10 +3,11 @@
 Everything else takes its paths from this module: ``jupyterhub_config.py`` and the rest of
 ``course_hub`` import it; ``deploy/install.sh`` reads it with the system Python before the
 virtualenv exists (``python3 -m course_hub.paths`` prints the shell assignments it needs); the
-systemd unit and ``rc.local`` name only :data:`COURSE_HUB`, which knows the rest (a test checks
-that they name this one). A site settings file (:data:`SITE_SETTINGS`) may move the state
-folder, the course repository, the log, the pid files, the launcher's pid file and the grading
-folders (``server`` section); the install location (:data:`PREFIX`) is fixed.
+systemd unit and ``rc.local`` name only :data:`COURSE_HUB`, which knows the rest, and the login
+shells' profile script only :data:`VENV_BIN` (a test checks that they name these). A site
+settings file (:data:`SITE_SETTINGS`) may move the state folder, the course repository, the log,
+the pid files, the launcher's pid file and the grading folders (``server`` section); the install
+location (:data:`PREFIX`) is fixed.
 
 This module uses only the standard library: ``install.sh`` runs it before anything is installed.
 """
@@ -86,6 +87,8 @@ SYSTEMD_UNIT = pathlib.Path("/etc/systemd/system/jupyterhub.service")
 #: (course_hub.memory), wherever the machine mounts its memory controller.
 CGROUP_NAME = "dlcourse"
 RC_LOCAL = pathlib.Path("/etc/rc.local")
+#: Puts VENV_BIN first on PATH in users' login shells (Jupyter's terminals run ``bash -l``).
+PROFILE_SCRIPT = pathlib.Path("/etc/profile.d/dlcourse.sh")
 
 # ---- files the package ships ------------------------------------------------------------------
 _PACKAGE = pathlib.Path(__file__).resolve().parent
@@ -116,6 +119,7 @@ FOR_INSTALL_SH = {
     "SYSTEMD_RUNTIME": SYSTEMD_RUNTIME,
     "SYSTEMD_UNIT": SYSTEMD_UNIT,
     "RC_LOCAL": RC_LOCAL,
+    "PROFILE_SCRIPT": PROFILE_SCRIPT,
 }
 
 

@@ -29,6 +29,14 @@ import tempfile
 from . import gate, gitutil
 
 
+#: When a published change reaches students (the landing sync, course_hub.hooks.landing_url);
+#: the README says the same.
+WHEN_STUDENTS_GET_IT = (
+    "students get it the next time they open the course from the hub (logging in, the hub's home "
+    "page, a bookmark of the hub); a notebook already open in a tab shows the change once it is "
+    "reopened")
+
+
 class PublishError(RuntimeError):
     """Publishing was refused; the message says why and what to do."""
 
@@ -129,7 +137,7 @@ def publish(workspace=".", message=None, remote="origin", branch="main", check_o
         raise PublishError("the course repository refused the change (see above); nothing was published")
     gitutil.git("update-ref", "-m", "course-publish", "HEAD", candidate, cwd=workspace)
     gitutil.git("reset", "--quiet", cwd=workspace)  # index follows the new HEAD; files untouched
-    print(f"published {candidate[:10]}: students get it at their next login", file=out)
+    print(f"published {candidate[:10]}: {WHEN_STUDENTS_GET_IT}", file=out)
     return candidate
 
 

@@ -7,8 +7,10 @@ A roster is a CSV file with a header row ``username,full_name,role`` and one row
 ``useradd -m`` makes 0755 homes, which would let students read each other's work), puts it in
 the course group of its role, gives it a generated password, and writes the new passwords once
 to a root-only file (mode 0600). Accounts that already exist are left as they are. The whole
-roster is checked before anything changes: a bad username, an unknown role or a duplicate row
-stops the run with a message naming the line, and no account is touched.
+roster is checked before anything changes: a bad username, an unknown role, a duplicate row, or
+a row that clashes with the machine's accounts (:func:`account_problems`: an existing account
+outside the group of its role, a new name taken by a group) stops the run with a message
+naming the line, and no account is touched. ``course-roster check`` runs the same checks.
 
 The term workflow (:mod:`course_hub.term`) is built on these functions; the command line of
 both is ``course-roster`` (:mod:`course_hub.roster_command`).
@@ -88,7 +90,8 @@ def read_roster(path):
     """
     path = pathlib.Path(path)
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark, read as nothing.
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
     except OSError as exc:
         raise RosterError(f"roster: cannot read {str(path)!r} ({exc.strerror})") from exc
@@ -162,6 +165,66 @@ def validate_roster(people):
         raise RosterError(f"{len(problems)} problem(s), nothing changed:\n" + "\n".join(problems))
 
 
+def account_exists(username):
+    """Whether a Unix account called ``username`` exists."""
+    try:
+        pwd.getpwnam(username)
+    except KeyError:
+        return False
+    return True
+
+
+def account_problems(people, groups):
+    """What ``add`` would refuse about ``people`` on this machine, beyond the roster's own rows.
+
+    Parameters
+    ----------
+    people : list of Person
+        Roster rows (already valid by :func:`validate_roster`).
+    groups : dict
+        Unix group of each role (:func:`course_groups`).
+
+    Returns
+    -------
+    list of str
+        One line per problem: an existing account that is not in the group of its role (a
+        student listed as an instructor, or an unrelated account of the same name), or a new
+        username that a Unix group already has (``useradd`` would refuse to make its group).
+    """
+    problems = []
+    for person in people:
+        where = f"line {person.line}" if person.line else f"user {person.username!r}"
+        group = groups.get(person.role)
+        if group is None:
+            continue  # an unknown role: validate_roster reports it
+        if account_exists(person.username):
+            if not accounts.is_member(person.username, group):
+                held = accounts.member_groups(person.username, groups.values())
+                problems.append(
+                    f"{where}: user {person.username!r} exists and is not in group {group!r} of role "
+                    f"{person.role!r} (" + (f"it is in {', '.join(held)}" if held else "an account outside the course")
+                    + "); refused")
+        elif accounts.group_exists(person.username):
+            problems.append(
+                f"{where}: username {person.username!r} is free but a group of that name exists, so "
+                "useradd cannot make the account's own group; refused")
+    return problems
+
+
+def check_roster(people, groups=None):
+    """Everything ``add`` checks before it changes anything: the rows, then the machine's accounts.
+
+    Raises
+    ------
+    RosterError
+        Listing every problem, one a line after a summary line.
+    """
+    validate_roster(people)
+    problems = account_problems(people, groups or course_groups())
+    if problems:
+        raise RosterError(f"{len(problems)} problem(s), nothing changed:\n" + "\n".join(problems))
+
+
 def generate_password(length=PASSWORD_LENGTH):
     """Return a random password of ``length`` unambiguous letters and digits."""
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
@@ -211,25 +274,13 @@ def add_accounts(people, password_file=None, groups=None):
     Raises
     ------
     RosterError
-        If the rows are invalid, the password file exists, or an existing account of the same
-        name is not in the group of its role (a clash with an unrelated account).
+        If the rows are invalid or clash with the machine's accounts (:func:`check_roster`), or
+        the password file exists.
     """
-    validate_roster(people)
     groups = groups or course_groups()
-    new, existing = [], []
-    for person in people:
-        try:
-            pwd.getpwnam(person.username)
-        except KeyError:
-            new.append(person)
-            continue
-        group = groups[person.role]
-        if not accounts.is_member(person.username, group):
-            raise RosterError(
-                f"user {person.username!r}: an account of that name exists but is not in group {group!r};"
-                " refused (nothing changed)"
-            )
-        existing.append(person.username)
+    check_roster(people, groups)
+    existing = [person.username for person in people if account_exists(person.username)]
+    new = [person for person in people if person.username not in existing]
     if password_file is None:
         folder, name = None, f"passwords-{timestamp()}.csv"
     else:

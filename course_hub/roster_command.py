@@ -2,7 +2,7 @@
 
 ::
 
-    course-roster check  ROSTER.csv
+    course-roster check  ROSTER.csv        # everything add checks, nothing changed
     course-roster add    ROSTER.csv [--password-file PATH]
     course-roster remove ROSTER.csv        # or: remove --user NAME [--user NAME ...]
     course-roster add-section ROSTER.csv --term T --section S
@@ -53,7 +53,13 @@ def build_parser():
 def run(args):
     """Carry out one parsed command; return the lines to print."""
     if args.command == "check":
-        return [f"{args.roster}: {len(roster.read_roster(args.roster))} valid row(s)"]
+        people = roster.read_roster(args.roster)
+        try:
+            roster.check_roster(people)
+        except roster.RosterError as exc:
+            raise roster.RosterError(f"roster: {args.roster!r}: {exc}") from None
+        return [f"{args.roster}: {len(people)} valid row(s); `add` would create "
+                f"{sum(1 for person in people if not roster.account_exists(person.username))} account(s)"]
     if os.geteuid() != 0:
         raise roster.RosterError("run as root: changing accounts needs it")
     if args.command == "add":

@@ -29,7 +29,7 @@ REQUIRED = {
     "hub": ("port", "default_url"),
     "idle_culler": ("name", "timeout_seconds", "every_seconds", "max_age_seconds", "scopes"),
     "limits": ("memory", "cpu"),
-    "server": ("ip", "hub_api_port", "proxy_api_port", "spawner"),
+    "server": ("ip", "hub_api_port", "proxy_api_port", "spawner", "refused_login_seconds"),
     "grading": ("course_id", "sandbox_user", "time_limit_seconds", "memory"),
 }
 SPAWNERS = ("auto", "local", "systemd")
@@ -248,6 +248,10 @@ def _check(settings, where):
     if isinstance(backups, bool) or not isinstance(backups, int) or backups < 1:
         raise SettingsError(f"{where}: server.log_backups: expected a whole number of old logs (1 or more), "
                             f"got {backups!r}")
+    refusal = settings["server"]["refused_login_seconds"]
+    if isinstance(refusal, bool) or not isinstance(refusal, (int, float)) or refusal <= 0:
+        raise SettingsError(f"{where}: server.refused_login_seconds: expected a positive number of seconds, "
+                            f"got {refusal!r}")
     cpu = settings["limits"]["cpu"]
     if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or cpu <= 0:
         raise SettingsError(f"{where}: limits.cpu: expected a positive number of cores, got {cpu!r}")

@@ -164,17 +164,36 @@ def build_rows(users, memory, now=None):
     return rows
 
 
+def summary_line(rows):
+    """The totals under the table: running servers and the memory of their users' processes.
+
+    Memory of users whose server is not running (a server still starting or stopping, processes
+    left in a terminal session) is counted apart, so that "per running server" is the memory of
+    running servers only.
+    """
+    running = [r for r in rows if r["server"] == "ready"]
+    changing = [r for r in rows if r["server"] not in ("ready", "stopped")]
+    running_mb = sum(r["memory_mb"] for r in running)
+    other_mb = sum(r["memory_mb"] for r in rows) - running_mb
+    line = f"{len(running)} of {len(rows)} user(s) with a running server"
+    if changing:
+        line += f", {len(changing)} starting or stopping"
+    line += f"; {running_mb:.0f} MB in their processes"
+    if running:
+        line += f", {running_mb / len(running):.0f} MB per running server"
+    if round(other_mb):
+        line += f"; {other_mb:.0f} MB in other users' processes"
+    return line
+
+
 def format_table(rows):
-    """Return the rows as an aligned text table with a totals line."""
+    """Return the rows as an aligned text table with a totals line (:func:`summary_line`)."""
     header = ("user", "groups", "server", "last active", "memory MB", "procs")
     body = [(r["name"], r["groups"], r["server"], r["ago"], f"{r['memory_mb']:.0f}", str(r["processes"]))
             for r in rows]
     widths = [max(len(str(x)) for x in column) for column in zip(header, *body)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [header, *body]]
-    running = [r for r in rows if r["server"] != "stopped"]
-    total = sum(r["memory_mb"] for r in rows)
-    lines.append(f"{len(running)} of {len(rows)} server(s) running; {total:.0f} MB in users' processes"
-                 + (f", {total / len(running):.0f} MB per running server" if running else ""))
+    lines.append(summary_line(rows))
     return "\n".join(lines)
 
 

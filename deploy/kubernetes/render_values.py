@@ -33,6 +33,10 @@ VALUES_PATH = HERE / "values.yaml"
 README_PATH = HERE / "README.md"
 PYPROJECT_PATH = REPO_ROOT / "pyproject.toml"
 PLAN_BEGIN = "<!-- capacity-plan:begin (written by render_values.py) -->"
+#: The Zero to JupyterHub chart release these values are written and tested for (its schema and
+#: templates: tests/test_kubernetes.py); the README's install command names it.
+CHART_VERSION = "4.4.0"
+MIB = 2**20
 PLAN_END = "<!-- capacity-plan:end -->"
 
 #: The scopes Zero to JupyterHub gives its own idle-culler service (the chart's hub
@@ -46,7 +50,7 @@ HEADER = """\
 # (shared with the one-machine hub), deploy/kubernetes/cluster.yaml (cluster-only choices) or
 # deploy/kubernetes/capacity.py (sizing inputs), then run the renderer again.
 #
-#   helm upgrade --install dlcourse jupyterhub/jupyterhub --version CHART_VERSION \\
+#   helm upgrade --install dlcourse jupyterhub/jupyterhub --version {chart_version} \\
 #     --namespace dlcourse --create-namespace \\
 #     --values deploy/kubernetes/values.yaml --values site-values.yaml
 """
@@ -72,8 +76,8 @@ def settings_values(settings):
     Returns
     -------
     dict
-        Values for ``hub.config`` (groups), ``hub.loadRoles``, ``singleuser`` (limits and
-        default URL) and ``cull``.
+        Values for ``hub.config`` (groups), ``hub.loadRoles``, ``singleuser`` (limits, the
+        memory limit in bytes, and default URL) and ``cull``.
 
     Raises
     ------
@@ -103,7 +107,7 @@ def settings_values(settings):
         },
         "singleuser": {
             "defaultUrl": settings["hub"]["default_url"],
-            "memory": {"limit": str(settings["limits"]["memory"])},
+            "memory": {"limit": hub_settings.parse_byte_size(settings["limits"]["memory"], "limits.memory")},
             "cpu": {"limit": float(settings["limits"]["cpu"])},
         },
         "cull": {
@@ -137,8 +141,11 @@ def sizing_values(plan):
                                        "memory": f"{plan['hub']['memory_mib']}Mi"}},
         },
         "singleuser": {
-            # JupyterHub's byte notation, as limits.memory: M is MiB.
-            "memory": {"guarantee": f"{per['memory_guarantee_mib']}M"},
+            # Bytes, a plain number (as the limit above): the chart writes the placeholders'
+            # requests as given, and Kubernetes reads "456M" as 10^6 bytes while KubeSpawner
+            # reads it as 2^20 (JupyterHub's notation), so placeholders would hold less room
+            # than a student. A number of bytes means the same to both.
+            "memory": {"guarantee": per["memory_guarantee_mib"] * MIB},
             "cpu": {"guarantee": per["cpu_guarantee"]},
         },
         "scheduling": {"userPlaceholder": {"replicas": plan["placeholders"]}},
@@ -201,7 +208,7 @@ def render(settings=None, plan=None, cluster=None, pyproject_path=PYPROJECT_PATH
 def values_text(values):
     """Return ``values`` as the text of ``values.yaml`` (header comment included)."""
     body = yaml.safe_dump(values, sort_keys=False, default_flow_style=False, width=1000)
-    return HEADER + body
+    return HEADER.format(chart_version=CHART_VERSION) + body
 
 
 def readme_with_plan(readme_text, plan_markdown):

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 
 import pytest
-from course_hub import accounts, repository, roster
+from course_hub import accounts, roster
 
 from tests.hub import hubkit
 
@@ -66,9 +66,36 @@ def course_source(shared_tmp):
 def course_repo_path(shared_tmp, course_source):
     """A bare course repository published from ``course_source``, readable by everyone."""
     repo = shared_tmp / "course.git"
-    repository.publish(course_source, repo)
-    subprocess.run(["chmod", "-R", "a+rX", str(repo)], check=True)
+    hubkit.publish_course(course_source, repo)
     return repo
+
+
+@pytest.fixture(scope="session")
+def make_course(shared_tmp, course_source):
+    """Factory of course repositories of a test's own, for tests that publish into them:
+    ``make_course(name, notebooks=None)`` -> ``(source, repo, git_config)``.
+
+    ``source`` is a copy of ``course_source`` (only the named ``notebooks`` if given), ``repo``
+    the bare repository published from it (readable by everyone), ``git_config`` a git system
+    configuration that trusts it. Publish a change with :func:`hubkit.publish_course`.
+    """
+
+    def make(name, notebooks=None):
+        source = shared_tmp / f"{name}-source"
+        if notebooks is None:
+            shutil.copytree(course_source, source)
+        else:
+            source.mkdir()
+            for notebook in notebooks:
+                shutil.copy(course_source / notebook, source / notebook)
+        repo = shared_tmp / f"{name}-course.git"
+        hubkit.publish_course(source, repo)
+        git_config = shared_tmp / f"{name}-gitconfig"
+        git_config.write_text(f"[safe]\n\tdirectory = {repo}\n")
+        git_config.chmod(0o644)
+        return source, repo, git_config
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -21,12 +21,12 @@ import sys
 import tempfile
 import time
 import uuid
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
 import requests
 import websocket
 import yaml
-from course_hub import launcher, paths, tls
+from course_hub import launcher, paths, repository, tls
 from course_hub import settings as course_settings
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -348,6 +348,8 @@ class HubSession:
         if response.status_code != 302:
             raise LoginFailed(response.status_code, response.text)
         self.hub_xsrf = self.http.cookies.get("_xsrf", path="/hub/")
+        #: Where the hub sends the browser after the login form.
+        self.after_login = urljoin(self.hub.url, response.headers["Location"])
 
     def hub_api(self, method, path, **kwargs):
         """Call the hub's REST API with this session's cookie (and its XSRF header)."""
@@ -371,18 +373,57 @@ class HubSession:
         """The hub's model of this user's default server, or None when it does not run."""
         return self.hub_api("GET", f"/users/{self.username}").json().get("servers", {}).get("")
 
-    def open_server(self, owner=None):
-        """Go through OAuth to ``owner``'s server (default: one's own); return the last response.
+    def open_server(self, owner=None, timeout=300):
+        """Land on ``owner``'s server (default: one's own) as a browser does; return the last response.
 
-        A user opening someone else's server is asked to authorize access on a hub page; this
-        answers it like a person clicking "Authorize".
+        Through OAuth (a user opening someone else's server is asked to authorize access on a
+        hub page; this answers it like a person clicking "Authorize"), then through the
+        server's landing page: nbgitpuller's ``git-pull`` page, whose script syncs the course
+        over an event stream and then opens the course (:meth:`follow_course_sync`).
         """
         owner = owner or self.username
         # A page, not an API path: only pages redirect through the hub's OAuth.
-        response = self.http.get(f"{self.hub.url}/user/{owner}/", timeout=60)
+        return self.land(self.http.get(f"{self.hub.url}/user/{owner}/", timeout=60), owner, timeout)
+
+    def land(self, response, owner=None, timeout=300):
+        """Carry on from ``response`` (a page on the way to ``owner``'s server) as a browser does:
+        authorize OAuth when asked, run the course sync of nbgitpuller's page; return the last
+        response (see :meth:`open_server`)."""
+        owner = owner or self.username
         if response.status_code == 200 and "/hub/api/oauth2/authorize" in response.url:
             response = self._confirm_oauth(response)
+        if response.status_code == 200 and urlparse(response.url).path == f"/user/{owner}/git-pull":
+            self.sync_events = self.follow_course_sync(response.url, owner, timeout)
+            if self.sync_events[-1].get("phase") != "finished":
+                raise HubError(f"the course sync on {owner}'s server failed: {self.sync_events[-1]}")
+            opened = parse_qs(urlparse(response.url).query)["urlpath"][0]
+            response = self.http.get(f"{self.hub.url}/user/{owner}/{opened}", timeout=60)
         return response
+
+    def follow_course_sync(self, page_url, owner=None, timeout=300):
+        """Do what nbgitpuller's ``git-pull`` page does in a browser; return its events.
+
+        The page's script (nbgitpuller's ``gitsync.js``) opens ``git-pull/api`` with the page's
+        query and the ``_xsrf`` token as an event stream, shows each event's output, and stops
+        at the phase ``finished`` or ``error``.
+        """
+        owner = owner or self.username
+        query = {key: values[0] for key, values in parse_qs(urlparse(page_url).query).items()
+                 if key in ("repo", "branch", "targetpath", "depth", "backup")}
+        query["_xsrf"] = self.server_xsrf(owner)
+        events = []
+        with self.http.get(f"{self.hub.url}/user/{owner}/git-pull/api?{urlencode(query)}", stream=True,
+                           headers={"Accept": "text/event-stream"}, timeout=(30, timeout)) as stream:
+            if stream.status_code != 200:
+                raise HubError(f"git-pull/api on {owner}'s server: HTTP {stream.status_code} {stream.text[:300]}")
+            for line in stream.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    events.append(json.loads(line[len("data:"):]))
+                    if events[-1].get("phase") in ("finished", "error"):
+                        break
+        if not events:
+            raise HubError(f"git-pull/api on {owner}'s server ended without an event")
+        return events
 
     def _confirm_oauth(self, page):
         """Submit the "Authorize access" form shown at ``page``."""
@@ -467,6 +508,8 @@ class Kernel:
         idle = replied = False
         deadline = time.monotonic() + timeout
         while not (idle and replied):
+            if time.monotonic() > deadline:  # messages of other requests can keep recv() busy
+                raise HubError(f"no answer from the kernel within {timeout} s; so far: {out}")
             self.socket.settimeout(max(0.1, deadline - time.monotonic()))
             try:
                 incoming = json.loads(self.socket.recv())
@@ -558,8 +601,75 @@ def browser_login(page, hub_url, username, password, timeout_ms=180_000):
     page.wait_for_url(f"**/user/{username}/**", timeout=timeout_ms)
 
 
+class Terminal:
+    """A terminal of a user's server, opened through its API and driven over its websocket.
+
+    What File > New > Terminal does: ``POST /user/<owner>/api/terminals`` names a new terminal
+    (a login shell, ``bash -l``, of the server's user), and ``/user/<owner>/terminals/websocket/
+    <name>`` carries its keystrokes and output (terminado's messages: ``["stdin", text]`` in,
+    ``["stdout", text]`` out).
+    """
+
+    ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+
+    def __init__(self, session, owner=None, timeout=120):
+        self.session = session
+        self.owner = owner or session.username
+        response = session.server_api("POST", "/terminals", owner=self.owner)
+        if response.status_code != 200:
+            raise HubError(f"terminal on {self.owner}'s server: HTTP {response.status_code} {response.text[:300]}")
+        self.name = response.json()["name"]
+        query = urlencode({"_xsrf": session.server_xsrf(self.owner)})
+        cookies = "; ".join(f"{c.name}={c.value}" for c in session.http.cookies if _cookie_applies(c, self.owner))
+        self.socket = websocket.create_connection(
+            websocket_url(f"{session.hub.url}/user/{self.owner}/terminals/websocket/{self.name}?{query}"),
+            header=[f"Cookie: {cookies}"], origin=session.hub.url, timeout=timeout,
+            **websocket_options(session.hub.verify))
+        self.socket.send(json.dumps(["set_size", 50, 250, 1000, 1000]))
+
+    def run(self, command, timeout=300):
+        """Type ``command`` and Enter; return ``(exit status, output)`` once it has finished.
+
+        The output is what the command printed, without the echo of the typed line or the
+        prompts: it lies between two markers that the shell prints, written so that the echo
+        of the typed line does not contain them.
+        """
+        marker = uuid.uuid4().hex[:12]
+        self.socket.send(json.dumps(["stdin", f"echo {marker}''BEGIN; {command}\necho {marker}''END $?\n"]))
+        finished = re.compile(rf"{marker}BEGIN\n(.*?){marker}END (\d+)\n", re.DOTALL)
+        text, deadline = "", time.monotonic() + timeout
+        while not (found := finished.search(self.ESCAPES.sub("", text))):
+            self.socket.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                message = json.loads(self.socket.recv())
+            except websocket.WebSocketTimeoutException:
+                raise HubError(f"{command!r} did not finish within {timeout} s in {self.owner}'s terminal; "
+                               f"it showed: {self.ESCAPES.sub('', text)[-2000:]}") from None
+            if message[0] == "stdout":
+                text += message[1]
+            elif message[0] == "disconnect":
+                raise HubError(f"{self.owner}'s terminal closed; it showed: {self.ESCAPES.sub('', text)[-2000:]}")
+        output = found.group(1)
+        # The typed line's echo may come after the BEGIN marker (the shell echoes as it reads).
+        output = "\n".join(line for line in output.split("\n") if f"{marker}''END" not in line)
+        return int(found.group(2)), output
+
+    def close(self):
+        """Close the websocket and end the terminal."""
+        self.socket.close()
+        self.session.server_api("DELETE", f"/terminals/{self.name}", owner=self.owner)
+
+
 def _cookie_applies(cookie, owner):
     return cookie.path in ("/", "/hub/") or cookie.path.startswith(f"/user/{owner}")
+
+
+def publish_course(source, repo, message=None):
+    """Publish ``source`` into the course repository ``repo`` (a commit only if something
+    changed), readable by everyone; return the commit or None."""
+    commit = repository.publish(source, repo, **({"message": message} if message else {}))
+    subprocess.run(["chmod", "-R", "a+rX", str(repo)], check=True)
+    return commit
 
 
 def write_probe_notebook(path, code):
@@ -568,6 +678,9 @@ def write_probe_notebook(path, code):
 
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_markdown_cell("# Hub check"), nbformat.v4.new_code_cell(code)]
+    # As every course notebook: Notebook 7 then starts its kernel without asking which.
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                       "language": "python"}
     nbformat.write(notebook, str(path))
 
 

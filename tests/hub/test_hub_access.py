@@ -4,10 +4,15 @@ Real hub (the project's config), real proxy, real Unix users made by the roster 
 PAM logins over HTTP, kernels reached over their websocket.
 """
 import pwd
+import statistics
 import subprocess
+import time
 
 import pytest
 import requests
+
+from course_hub import settings as course_settings
+from course_hub.spawner import SERVER_NICE
 
 from tests.hub import hubkit
 
@@ -35,6 +40,15 @@ def test_student_runs_course_code_in_own_kernel_as_own_uid(student_session, stud
         forward = kernel.execute(CNN_FORWARD)
         assert forward["error"] is None, forward
         assert forward["stdout"].strip() == "(4, 10) True"
+        # The kernel listens on Unix sockets in the student's own runtime folder, no TCP port.
+        transport = kernel.execute("import json, ipykernel.connect as c; "
+                                   "print(json.load(open(c.get_connection_file()))['transport'])")
+        assert transport["stdout"].strip() == "ipc", transport
+        # The student's server yields to the hub and the proxy, its whole session (Linux's
+        # scheduling group) included; the kernel inherits the server's nice value.
+        priority = kernel.execute("import os; print(os.getpriority(os.PRIO_PROCESS, 0)); "
+                                  "print(open(f'/proc/{os.getppid()}/autogroup').read().split()[-1])")
+        assert priority["stdout"].split() == [str(SERVER_NICE)] * 2, priority
     finally:
         kernel.close()
 
@@ -50,7 +64,11 @@ def test_the_server_process_runs_as_the_student(student_session, student):
 
 def test_login_lands_in_the_synced_course(student_session, student, course_source):
     username, _ = student
-    landing = student_session.http.get(f"{student_session.hub.url}/user/{username}/", timeout=60)
+    # The server's landing page is nbgitpuller's: it syncs ~/course, then opens it.
+    first = student_session.http.get(f"{student_session.hub.url}/user/{username}/", timeout=60)
+    assert first.status_code == 200 and f"/user/{username}/git-pull?" in first.url, first.url
+    landing = student_session.open_server()
+    assert student_session.sync_events[-1]["phase"] == "finished", student_session.sync_events
     assert landing.status_code == 200
     assert landing.url.endswith(f"/user/{username}/tree/course")  # Notebook 7's file browser
     listing = student_session.server_api("GET", "/contents/course")
@@ -68,6 +86,12 @@ def test_landing_page_is_the_notebook_7_ui(student_session, student):
     page = student_session.http.get(f"{student_session.hub.url}/user/{username}/tree/course", timeout=60)
     assert page.status_code == 200
     assert '"appName": "Jupyter Notebook"' in page.text or "Jupyter Notebook" in page.text
+    # The servers run without JupyterLab's server extension: /lab (Notebook 7's "Open
+    # JupyterLab") opens the same file browser, and Notebook 7's own /lab/api is still served.
+    lab = student_session.http.get(f"{student_session.hub.url}/user/{username}/lab/tree/course", timeout=60)
+    assert lab.status_code == 200 and lab.url.endswith(f"/user/{username}/tree/course"), lab.url
+    settings = student_session.http.get(f"{student_session.hub.url}/user/{username}/lab/api/settings", timeout=60)
+    assert settings.status_code == 200 and settings.json()["settings"], settings.text[:300]
 
 
 def test_wrong_password_is_refused(hub, student):
@@ -89,6 +113,36 @@ def test_unix_user_in_neither_course_group_is_refused(hub, make_user):
     with pytest.raises(hubkit.LoginFailed) as refused:
         hubkit.HubSession(hub, username, password)
     assert refused.value.status == 403
+
+
+def refusal_seconds(hub, username, password):
+    """Seconds the hub takes to answer a login form that it refuses (the POST alone)."""
+    browser = requests.Session()
+    browser.get(f"{hub.url}/hub/login", timeout=30)
+    started = time.monotonic()
+    response = browser.post(f"{hub.url}/hub/login", allow_redirects=False, timeout=60, data={
+        "username": username, "password": password, "_xsrf": browser.cookies.get("_xsrf", path="/hub/")})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 403, f"{username}: expected a refusal, got HTTP {response.status_code}"
+    return elapsed
+
+
+def test_a_refusal_takes_the_same_time_whatever_its_reason(hub, student, make_user):
+    # Real PAM accounts: a wrong password is held by pam_faildelay; an account outside the
+    # course groups with its right password, and an unknown name, must not answer sooner.
+    username, password = student
+    outsider, outsider_password = make_user(None)
+    cases = {"wrong password": (username, password + "x"),
+             "outside the course groups, right password": (outsider, outsider_password),
+             "unknown user": ("hubtnobody" + "zz", "whatever-password")}
+    timings = {reason: [] for reason in cases}
+    for _round in range(3):  # interleaved, so a busy moment of the machine hits every case
+        for reason, (name, secret) in cases.items():
+            timings[reason].append(refusal_seconds(hub, name, secret))
+    medians = {reason: statistics.median(values) for reason, values in timings.items()}
+    floor = course_settings.load_settings()["server"]["refused_login_seconds"]
+    assert max(medians.values()) - min(medians.values()) < 1.0, timings
+    assert min(medians.values()) >= floor, (floor, timings)
 
 
 def test_login_without_xsrf_is_refused(hub, student):

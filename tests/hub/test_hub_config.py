@@ -1,9 +1,10 @@
 """jupyterhub_config.py read without starting a hub: settings, site files, refusals; and the helpers."""
 import subprocess
 import types
+import urllib.parse
 
 import pytest
-from course_hub import paths, repository
+from course_hub import hooks, paths, repository
 from course_hub import settings as course_settings
 from course_hub.spawner import LocalStudentSpawner, SystemdStudentSpawner
 from traitlets.config import Config
@@ -28,7 +29,16 @@ def test_defaults_come_from_the_shared_settings(monkeypatch, tmp_path):
     assert c.PAMAuthenticator.allowed_groups == {"dl-students", "dl-instructors"}
     assert c.PAMAuthenticator.admin_groups == {"dl-instructors"}
     assert c.JupyterHub.cleanup_servers is False
-    assert c.Spawner.default_url == settings["hub"]["default_url"]
+    # Every landing syncs the course through nbgitpuller's page, then opens hub.default_url.
+    landing = urllib.parse.urlsplit(c.Spawner.default_url)
+    assert landing.path == hooks.GIT_PULL_PATH
+    assert urllib.parse.parse_qs(landing.query) == {
+        "repo": [str(paths.COURSE_REPO)], "branch": [repository.BRANCH], "targetpath": ["course"],
+        "urlpath": [settings["hub"]["default_url"].lstrip("/")]}
+    assert hooks.landing_path(c.Spawner.default_url) == settings["hub"]["default_url"]
+    assert c.Spawner.environment["NBGITPULLER_DEPTH"] == "0"
+    assert c.Spawner.args == [
+        "--ServerApp.jpserver_extensions={'jupyter_lsp': False, 'jupyterlab': False, 'course_hub.lab_redirect': True}"]
     assert c.Spawner.mem_limit == settings["limits"]["memory"]
     assert c.JupyterHub.db_url == f"sqlite:///{paths.STATE_DIR / paths.DATABASE}"
     assert c.ConfigurableHTTPProxy.command == [str(paths.PROXY_COMMAND)]
@@ -91,6 +101,7 @@ def test_https_needs_both_files(monkeypatch, tmp_path):
     ({"server": {"log_max_size": "huge"}}, "server.log_max_size: expected a size such as '2G'"),
     ({"server": {"log_backups": 0}}, "server.log_backups: expected a whole number of old logs (1 or more), got 0"),
     ({"server": {"tls_front_end": "yes"}}, "server.tls_front_end: expected true or false, got 'yes'"),
+    ({"server": {"refused_login_seconds": 0}}, "server.refused_login_seconds: expected a positive number of seconds"),
 ])
 def test_bad_site_settings_are_refused_naming_the_file_and_key(tmp_path, site, message):
     path = hubkit.write_settings(tmp_path / "site.yaml", site)
@@ -163,3 +174,57 @@ def test_systemd_spawner_passes_the_servers_arguments_as_configured(monkeypatch,
     passed = [spawner._expand_user_vars(arg) for arg in spawner.get_args()]
     for arg in spawner.args:
         assert arg in passed, (arg, passed)
+
+
+def test_kernel_sockets_fit_exactly_what_linux_and_jupyter_client_allow(tmp_path):
+    import uuid
+
+    import zmq
+    from jupyter_client.connect import ConnectionFileMixin
+
+    # Linux's limit, with real sockets: the longest path binds, one byte more does not.
+    folder = tmp_path / "s"
+    folder.mkdir()
+    longest = str(folder / ("x" * (hooks.UNIX_SOCKET_PATH_MAX - len(str(folder)) - 1)))
+    assert len(longest) == hooks.UNIX_SOCKET_PATH_MAX
+    context = zmq.Context()
+    try:
+        for path, binds in ((longest, True), (longest + "y", False)):
+            socket = context.socket(zmq.ROUTER)
+            try:
+                if binds:
+                    socket.bind(f"ipc://{path}")
+                else:
+                    with pytest.raises(zmq.ZMQError):
+                        socket.bind(f"ipc://{path}")
+            finally:
+                socket.close(linger=0)
+    finally:
+        context.term()
+    # jupyter_client's socket paths for a kernel of jupyter_server (runtime/kernel-<uuid4>.json).
+    runtime = "/home/a-student/.local/share/jupyter/runtime"
+    mixin = ConnectionFileMixin(transport="ipc", connection_file=f"{runtime}/kernel-{uuid.uuid4()}.json")
+    assert len(f"{mixin.ip}-99") == len(runtime) + hooks.KERNEL_SOCKET_SUFFIX
+    # Homes of names up to 21 characters under /home fit; a 32-character name does not.
+    assert hooks.kernel_sockets_fit("/home/" + "a" * 21)
+    assert not hooks.kernel_sockets_fit("/home/" + "a" * 22)
+    assert not hooks.kernel_sockets_fit("/home/" + "a" * 32)
+
+
+def test_kernel_transport_hook_sets_the_option_once_and_keeps_tcp_for_long_homes(monkeypatch):
+    import logging
+    import pwd
+    from types import SimpleNamespace
+
+    other = "--ServerApp.jpserver_extensions={}"
+    spawner = SimpleNamespace(user=SimpleNamespace(name="root"), args=[other], log=logging.getLogger("t"))
+    hooks.kernel_transport_hook(spawner)
+    hooks.kernel_transport_hook(spawner)  # a server started again: still once
+    assert spawner.args == [other, hooks.KERNEL_IPC_ARG]
+    # No account here has a home that long (names may have 32 characters): the lookup is faked.
+    real_getpwnam = pwd.getpwnam
+    monkeypatch.setattr(hooks.pwd, "getpwnam",
+                        lambda name: SimpleNamespace(pw_dir="/home/" + "a" * 32) if name == "long" else real_getpwnam(name))
+    spawner.user.name = "long"
+    hooks.kernel_transport_hook(spawner)
+    assert spawner.args == [other]

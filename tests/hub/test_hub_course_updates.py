@@ -1,14 +1,15 @@
-"""A fix published to the course repository reaches a student, whose own edits are kept.
+"""A fix published to the course repository reaches a student, whose own edits are kept; a sync
+that fails is shown to the student and logged for the operator.
 
-The student's ``~/course`` is synced by nbgitpuller before each server start (the hub's
-pre-spawn hook), so "the next sync" is the next start of their server.
+The student's ``~/course`` is synced by nbgitpuller at every landing on their server (its
+default URL is nbgitpuller's git-pull page): here after a restart of the server;
+tests/instructors/test_hub_instructors.py publishes to a student whose server keeps running,
+tests/hub/test_hub_browser.py does it in Chromium.
 """
 import shutil
-import subprocess
 
 import nbformat
 import pytest
-from course_hub import repository
 
 from tests.hub import hubkit
 
@@ -17,17 +18,9 @@ STUDENT_NOTE = "# Hub check\n\nMy own note: x is the answer."
 
 
 @pytest.fixture(scope="module")
-def update_setup(shared_tmp, course_source):
+def update_setup(make_course):
     """A course repository of this module's own (it gets a new commit) and git's trust in it."""
-    source = shared_tmp / "update-source"
-    shutil.copytree(course_source, source)
-    repo = shared_tmp / "update-course.git"
-    repository.publish(source, repo)
-    subprocess.run(["chmod", "-R", "a+rX", str(repo)], check=True)
-    git_config = shared_tmp / "update-gitconfig"
-    git_config.write_text(f"[safe]\n\tdirectory = {repo}\n")
-    git_config.chmod(0o644)
-    return source, repo, git_config
+    return make_course("update")
 
 
 def test_published_fix_reaches_student_and_keeps_their_edits(start_hub, make_user, update_setup):
@@ -51,10 +44,9 @@ def test_published_fix_reaches_student_and_keeps_their_edits(start_hub, make_use
     # The instructors fix the code cell and add a lesson, and publish.
     hubkit.write_probe_notebook(source / "hub-check.ipynb", UPSTREAM_FIX)
     shutil.copy(source / "hub-check.ipynb", source / "new-lesson.ipynb")
-    assert repository.publish(source, repo, message="Fix x, add a lesson") is not None
-    subprocess.run(["chmod", "-R", "a+rX", str(repo)], check=True)
+    assert hubkit.publish_course(source, repo, message="Fix x, add a lesson") is not None
 
-    # Next sync: the student's next server start.
+    # Next sync: the student's next landing, here after their server was stopped and started.
     assert session.hub_api("DELETE", f"/users/{session.username}/server").status_code in (202, 204)
     hubkit.wait_for(lambda: session.server_model() is None, 60, what="the server to stop")
     session.start_server()
@@ -68,3 +60,21 @@ def test_published_fix_reaches_student_and_keeps_their_edits(start_hub, make_use
     lesson = session.server_api("GET", "/contents/course/new-lesson.ipynb")
     assert lesson.status_code == 200
     nbformat.validate(nbformat.from_dict(merged))
+
+
+def test_a_failed_sync_is_shown_to_the_student_and_logged_for_the_operator(start_hub, make_user, shared_tmp):
+    missing = shared_tmp / "no-such-course.git"
+    hub = start_hub(course_repo=missing)
+    session = hubkit.HubSession(hub, *make_user("student"))
+    session.start_server()  # the server starts all the same, with what the student has
+    with pytest.raises(hubkit.HubError, match="the course sync on .* failed"):
+        session.open_server()
+    # What nbgitpuller's landing page shows the student: the error, with git's own message.
+    [error] = [event for event in session.sync_events if event.get("phase") == "error"]
+    shown = f"{error.get('message', '')}\n{error.get('output', '')}"
+    assert str(missing) in shown, session.sync_events
+    # The operator: the server's log, which the hub's log carries (the local spawner's servers
+    # write to the hub's output), has the same lines.
+    assert str(missing) in hub.log_text(), hub.log_tail()
+    # The student still works in their server.
+    assert session.server_api("GET", "/contents").status_code == 200

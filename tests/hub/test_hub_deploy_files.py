@@ -9,6 +9,7 @@ import uuid
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -67,6 +68,31 @@ def test_unit_and_rc_local_start_the_installed_course_hub():
     assert f"ExecStart={paths.COURSE_HUB}\n" in UNIT.read_text()
     assert re.search(rf"^COURSE_HUB={re.escape(str(paths.COURSE_HUB))}$", (DEPLOY / "rc.local").read_text(), re.MULTILINE)
     assert paths.COURSE_HUB.exists(), f"{paths.COURSE_HUB} missing: run deploy/install.sh --no-start"
+
+
+PROFILE = DEPLOY / "profile.d" / "dlcourse.sh"
+
+
+def test_profile_script_names_the_virtualenv_of_course_hub_paths():
+    assert re.search(rf"^COURSE_VENV_BIN={re.escape(str(paths.VENV_BIN))}$", PROFILE.read_text(), re.MULTILINE)
+    assert paths.PROFILE_SCRIPT.parent == pathlib.Path("/etc/profile.d") and paths.PROFILE_SCRIPT.suffix == ".sh"
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_profile_script_puts_the_virtualenv_first_for_users_not_root(shell):
+    # A copy nobody can read (the checkout may sit in root's home).
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="profile-test-"))
+    folder.chmod(0o755)
+    profile = shutil.copy(PROFILE, folder / PROFILE.name)
+    # As Debian's /etc/profile leaves it: PATH reset, then profile.d read (twice: a nested login).
+    script = f'PATH=/usr/local/bin:/usr/bin:/bin; . {profile}; . {profile}; printf "%s\\n" "$PATH"'
+    nobody = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", shell, "-c", script],
+                            capture_output=True, text=True, timeout=30, cwd="/")
+    assert nobody.returncode == 0, nobody.stderr
+    assert nobody.stdout.strip() == f"{paths.VENV_BIN}:/usr/local/bin:/usr/bin:/bin"
+    root = subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=30)
+    shutil.rmtree(folder)
+    assert root.stdout.strip() == "/usr/local/bin:/usr/bin:/bin"  # root keeps the system's python3
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")

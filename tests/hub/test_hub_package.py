@@ -24,6 +24,7 @@ HUB_FILES = sorted(
 MAY_NAME = {
     ROOT / "deploy" / "systemd" / "jupyterhub.service": paths.COURSE_HUB,
     ROOT / "deploy" / "rc.local": paths.COURSE_HUB,
+    ROOT / "deploy" / "profile.d" / "dlcourse.sh": paths.VENV_BIN,
     ROOT / "deploy" / "kubernetes" / "Dockerfile": paths.VENV,
 }
 PATHS = {name: value for name, value in vars(paths).items()
@@ -147,3 +148,15 @@ def test_the_installed_package_carries_the_config_and_the_shared_settings():
         "the installed jupyterhub_config.py differs from this checkout's: run deploy/install.sh --no-start")
     assert installed_settings.read_text() == (ROOT / "deploy" / "hub-settings.yaml").read_text(), (
         "the installed hub-settings.yaml differs from this checkout's: run deploy/install.sh --no-start")
+
+
+def test_a_students_server_does_not_build_a_grammar_at_start():
+    # jsonschema 4.24+ imports rfc3987-syntax, which builds a Lark grammar at import: 1.4 CPU-s
+    # at every start of a student's server (bench/login_cpu.py). requirements.txt pins a
+    # jsonschema that checks the same schemas without it.
+    imported = subprocess.run(
+        [str(paths.VENV_BIN / "python"), "-I", "-c",
+         "import sys, jupyter_server.serverapp, jupyter_events.logger; print('rfc3987_syntax' in sys.modules)"],
+        capture_output=True, text=True, timeout=300, cwd="/")
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "False", "a server start imports rfc3987_syntax again: see requirements.txt"

@@ -30,12 +30,7 @@ def write_roster(path, rows, header="username,full_name,role"):
     return path
 
 
-def account_exists(name):
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
+account_exists = roster.account_exists
 
 
 def test_add_creates_private_homes_groups_and_working_passwords(tmp_path, names):
@@ -103,6 +98,56 @@ def test_bad_rosters_are_refused_and_change_nothing(tmp_path, names, rows, messa
     assert not (tmp_path / "p.csv").exists()
 
 
+def run_roster_command(*args):
+    """``course-roster ARGS`` from this checkout (the console script runs this module's main)."""
+    return subprocess.run([sys.executable, "-m", roster_command.__name__, *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_check_finds_what_add_would_refuse_and_changes_nothing(tmp_path, names):
+    student, newcomer, clash = names
+    assert roster_command.main(["add", str(write_roster(tmp_path / "first.csv", [(student, "Ada", "student")])),
+                                "--password-file", str(tmp_path / "pw1.csv")]) == 0
+    subprocess.run(["groupadd", clash], check=True)  # a group, no account, of a roster name
+    try:
+        promoted = write_roster(tmp_path / "promoted.csv", [
+            (newcomer, "New Person", "student"),
+            (student, "Ada", "instructor"),  # an existing student listed as an instructor
+            (clash, "Clash", "student"),
+        ])
+        groups = roster.course_groups()
+        checked = run_roster_command("check", str(promoted))
+        assert checked.returncode == 1, checked.stdout
+        assert (f"line 3: user {student!r} exists and is not in group {groups['instructor']!r} of role "
+                f"'instructor' (it is in {groups['student']})") in checked.stderr
+        assert f"line 4: username {clash!r} is free but a group of that name exists" in checked.stderr
+        assert "2 problem(s), nothing changed" in checked.stderr
+        # add refuses the same roster for the same reasons, before any account is made
+        with pytest.raises(roster.RosterError) as refused:
+            roster.add_accounts(roster.read_roster(promoted), password_file=tmp_path / "pw2.csv")
+        assert f"user {student!r} exists and is not in group" in str(refused.value)
+        assert not account_exists(newcomer) and not (tmp_path / "pw2.csv").exists()
+        # and a roster check passes is one add accepts
+        fine = write_roster(tmp_path / "fine.csv", [(newcomer, "New Person", "student"), (student, "Ada", "student")])
+        checked = run_roster_command("check", str(fine))
+        assert checked.returncode == 0, checked.stderr
+        assert "2 valid row(s); `add` would create 1 account(s)" in checked.stdout
+        assert roster.add_accounts(roster.read_roster(fine), password_file=tmp_path / "pw3.csv")["existing"] == [student]
+    finally:
+        subprocess.run(["groupdel", clash], check=False, capture_output=True)
+
+
+def test_a_spreadsheets_csv_utf8_with_a_byte_order_mark_is_read(tmp_path, names):
+    # What "CSV UTF-8" of a spreadsheet writes: a byte-order mark, CRLF line ends, accents.
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffusername,full_name,role\r\n".encode("utf-8")
+                     + f"{names[0]},Zoë Ångström,student\r\n".encode("utf-8"))
+    [person] = roster.read_roster(path)
+    assert (person.username, person.full_name, person.role) == (names[0], "Zoë Ångström", "student")
+    checked = run_roster_command("check", str(path))
+    assert checked.returncode == 0 and "1 valid row(s)" in checked.stdout, checked.stderr
+
+
 def test_bad_header_and_missing_file_are_refused(tmp_path):
     csv = write_roster(tmp_path / "roster.csv", [("x", "y", "student")], header="login,name,kind")
     with pytest.raises(roster.RosterError, match="expected the header 'username,full_name,role'"):
@@ -132,9 +177,7 @@ def test_command_line_check_add_remove(tmp_path, names):
     csv = write_roster(tmp_path / "roster.csv", [(names[0], "Ada", "student")])
     # The console script course-roster runs this module's main (pyproject.toml); PYTHONPATH
     # (the repository's conftest.py) makes it this checkout's.
-    run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", roster_command.__name__, *args], capture_output=True, text=True, timeout=60
-    )
+    run = run_roster_command
     checked = run("check", str(csv))
     assert checked.returncode == 0 and "1 valid row" in checked.stdout
     added = run("add", str(csv), "--password-file", str(tmp_path / "pw.csv"))

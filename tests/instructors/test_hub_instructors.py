@@ -5,6 +5,7 @@ A hub started from the project's ``jupyterhub_config.py`` (free ports, temporary
 in the course's groups; deleted at the end, the groups never), a course repository secured
 for the instructors' group with its pre-receive hook, and code run in the users' kernels.
 """
+import ast
 import json
 import pathlib
 import pwd
@@ -14,7 +15,7 @@ import sys
 import tempfile
 
 import pytest
-from course_hub import accounts, repository, roster
+from course_hub import accounts, hooks, paths, publish, repository, roster
 from inst_helpers import CHECKOUT_ENV, make_notebook, write_notebook
 
 from tests.hub import hubkit
@@ -115,7 +116,11 @@ def test_instructor_lands_in_a_working_copy(sessions, people):
                         "subprocess.run(['git', '-C', os.path.expanduser('~/course-edit'), 'remote', 'get-url', "
                         "'origin'], capture_output=True, text=True).stdout.strip().endswith('course.git'))")
     assert out["error"] is None, out
-    assert out["result"] == "('/tree/course-edit', True)"
+    default_url, is_a_clone = ast.literal_eval(out["result"])
+    assert is_a_clone
+    # Through the course sync's landing page (their ~/course too), into the working copy.
+    assert default_url.startswith(hooks.GIT_PULL_PATH + "?") and hooks.landing_path(default_url) == "/tree/course-edit"
+    assert sessions["i"].open_server().url.endswith(f"/user/{people['i'][0]}/tree/course-edit")
     # Students land in their synced copy as before, and get no working copy.
     home = pathlib.Path(pwd.getpwnam(people["s1"][0]).pw_dir)
     assert (home / "course" / "01-first.ipynb").exists() and not (home / "course-edit").exists()
@@ -125,31 +130,57 @@ def test_instructor_lands_in_a_working_copy(sessions, people):
     assert out["error"]["ename"] == "PermissionError"
 
 
-def test_publish_from_the_hub_reaches_a_student_at_next_login(sessions, people, course_on_hub):
-    env = {"GIT_CONFIG_SYSTEM": str(course_on_hub["gitconfig"]), **CHECKOUT_ENV}
-    edit = f"""
-import json, os, subprocess, sys
-path = os.path.expanduser('~/course-edit/01-first.ipynb')
-nb = json.load(open(path))
-nb['cells'].append({{'cell_type': 'code', 'execution_count': None, 'id': 'new-cell-1', 'metadata': {{}},
-                    'outputs': [], 'source': "print('published from the hub')"}})
-json.dump(nb, open(path, 'w'), indent=1)
-env = dict(os.environ, **{json.dumps(env)})
-proc = subprocess.run([sys.executable, '-m', 'course_hub.publish', '-C', os.path.dirname(path),
-                       '-m', 'A new cell'], capture_output=True, text=True, env=env)
-print(proc.returncode)
-print(proc.stdout[-2000:], proc.stderr[-2000:])
-"""
-    out = run_in_kernel(sessions["i"], edit)
-    assert out["stdout"].startswith("0\n"), out
-    assert "published" in out["stdout"]
-    # The student's next login (server stopped, started again) syncs the change in.
+def server_pid(username):
+    """The pid of the user's running jupyterhub-singleuser."""
+    uid = pwd.getpwnam(username).pw_uid
+    [pid] = [pid for pid in hubkit.pids_of_uid(uid) if "jupyterhub-singleuser" in hubkit._cmdline(pid)]
+    return pid
+
+
+def test_publish_in_a_terminal_reaches_a_running_student_at_the_next_login(hub, sessions, people):
+    """The README's workflow in File > New > Terminal, and a student whose server keeps running."""
     student = sessions["s1"]
-    assert student.hub_api("DELETE", f"/users/{student.username}/server").status_code in (202, 204)
-    hubkit.wait_for(lambda: student.server_model() is None, 60, what="the student's server to stop")
-    student.start_server()
-    home = pathlib.Path(pwd.getpwnam(student.username).pw_dir)
-    assert "published from the hub" in (home / "course" / "01-first.ipynb").read_text()
+    running = server_pid(student.username)
+    # The student's own edit of a published cell, saved.
+    model = student.server_api("GET", "/contents/course/01-first.ipynb").json()
+    model["content"]["cells"][0]["source"] = "a = 20  # my own note"
+    saved = student.server_api("PUT", "/contents/course/01-first.ipynb", json={
+        "type": "notebook", "format": "json", "content": model["content"]})
+    assert saved.status_code == 200, saved.text
+
+    # The instructor adds a cell in the notebook UI of their working copy (its contents API) ...
+    teacher = sessions["i"]
+    edited = teacher.server_api("GET", "/contents/course-edit/01-first.ipynb").json()
+    edited["content"]["cells"].append({"cell_type": "code", "execution_count": None, "id": "new-cell-1",
+                                       "metadata": {}, "outputs": [],
+                                       "source": 'print("published from the terminal")'})
+    saved = teacher.server_api("PUT", "/contents/course-edit/01-first.ipynb", json={
+        "type": "notebook", "format": "json", "content": edited["content"]})
+    assert saved.status_code == 200, saved.text
+    # ... and publishes in File > New > Terminal, as the README shows.
+    terminal = hubkit.Terminal(teacher)
+    try:
+        status, output = terminal.run("command -v course-publish course-status course-take-back python3")
+        assert status == 0 and output.split() == [str(paths.VENV_BIN / name) for name in (
+            "course-publish", "course-status", "course-take-back", "python3")], output
+        status, output = terminal.run("cd ~/course-edit && course-publish -m 'A new cell'", timeout=600)
+        assert status == 0, output
+        assert f"{publish.WHEN_STUDENTS_GET_IT}" in " ".join(output.split()), output
+    finally:
+        terminal.close()
+
+    # The student logs out and in again through the form; the server kept running throughout.
+    assert student.http.get(f"{hub.url}/hub/logout", timeout=60).status_code == 200
+    again = hubkit.HubSession(hub, *people["s1"])
+    landing = again.land(again.http.get(again.after_login, timeout=120))
+    assert landing.status_code == 200 and landing.url.endswith(f"/user/{again.username}/tree/course"), landing.url
+    assert again.sync_events[-1]["phase"] == "finished"
+    assert server_pid(again.username) == running  # no restart: the landing synced it
+    notebook = json.loads((pathlib.Path(pwd.getpwnam(again.username).pw_dir) / "course" / "01-first.ipynb").read_text())
+    sources = ["".join(cell["source"]) for cell in notebook["cells"]]
+    assert sources[0] == "a = 20  # my own note"  # the student's edit survives
+    assert 'print("published from the terminal")' in sources  # the new cell is there
+    sessions["s1"] = again
 
 
 def test_status_command_for_instructors_only(sessions, people):
@@ -164,6 +195,25 @@ def test_status_command_for_instructors_only(sessions, people):
     student = people["s2"][0]
     assert rows[student]["server"] == "ready"
     assert rows[student]["memory_mb"] > 50 and rows[student]["last_activity"]
+    # The instructor's own server (the one running this very command) is running too.
+    teacher = people["i"][0]
+    assert rows[teacher]["server"] == "ready" and rows[teacher]["memory_mb"] > 50, rows[teacher]
+    # The table's last line counts exactly the running servers and their memory.
+    table = json.loads(run_in_kernel(sessions["i"], code.replace("'--json'", "'--api-url', os.environ['JUPYTERHUB_API_URL']"))["stdout"])
+    assert table[0] == 0, table[2]
+    listed = json.loads(stdout)
+    running = [row for row in listed if row["server"] == "ready"]
+    assert {people[key][0] for key in ("s1", "s2", "i")} <= {row["name"] for row in running}
+    assert table[1].splitlines()[-1].startswith(f"{len(running)} of {len(listed)} user(s) with a running server")
+    # In the instructor's terminal, exactly as the README shows it.
+    terminal = hubkit.Terminal(sessions["i"])
+    try:
+        status, output = terminal.run("course-status")
+    finally:
+        terminal.close()
+    assert status == 0, output
+    shown = {line.split()[0]: line.split() for line in output.strip().splitlines()[1:-1]}
+    assert shown[teacher][2] == "ready" and shown[student][2] == "ready", output
     # A student's server token may not list users: the command says so and fails.
     returncode, stdout, stderr = json.loads(run_in_kernel(sessions["s2"], code)["stdout"])
     assert returncode == 1 and "not an instructor" in stderr

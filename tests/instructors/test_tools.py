@@ -36,7 +36,11 @@ def test_rows_order_running_first_and_show_memory_and_activity():
     assert by_name["dee"]["ago"] == "2 days ago" and by_name["amy"]["ago"] == "never"
     table = status.format_table(rows)
     assert table.splitlines()[0].split() == ["user", "groups", "server", "last", "active", "memory", "MB", "procs"]
-    assert table.splitlines()[-1] == "2 of 4 server(s) running; 450 MB in users' processes, 225 MB per running server"
+    # Running means ready; the memory of a server still starting is counted apart.
+    assert table.splitlines()[-1] == ("1 of 4 user(s) with a running server, 1 starting or stopping; 300 MB in "
+                                      "their processes, 300 MB per running server; 150 MB in other users' processes")
+    assert status.summary_line(status.build_rows([user_model("amy", [])], {}, now=NOW)) == (
+        "0 of 1 user(s) with a running server; 0 MB in their processes")
 
 
 def test_memory_by_user_sees_this_process():
