@@ -456,7 +456,9 @@ def harms(grading_hub, people, instructor):
 
 
 def text_of(outputs):
-    return "".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
+    """What the stream outputs printed (a notebook file may keep each text as a list of lines)."""
+    texts = [o.get("text", "") for o in outputs if o["output_type"] == "stream"]
+    return "".join(text if isinstance(text, str) else "".join(text) for text in texts)
 
 
 def errors_of(outputs):
