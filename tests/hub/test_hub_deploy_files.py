@@ -2,6 +2,7 @@
 shellcheck, rc.local starts a hub in the background exactly once (from its state folder), the
 launcher brings a crashed hub back, and ``course-hub --stop`` stops it."""
 import grp
+import json
 import os
 import pathlib
 import re
@@ -143,11 +144,16 @@ def _hub_child(supervisor):
     return hubs[0] if hubs else None
 
 
+def _service_of(hub, marker):
+    """The pid of the managed service of ``hub`` whose command line holds ``marker``, or None."""
+    children = pathlib.Path(f"/proc/{hub}/task/{hub}/children").read_text().split()
+    services = [int(pid) for pid in children if marker in hubkit._cmdline(int(pid))]
+    return services[0] if services else None
+
+
 def _culler_of(hub):
     """The pid of the idle culler that ``hub`` runs as a managed service, or None."""
-    children = pathlib.Path(f"/proc/{hub}/task/{hub}/children").read_text().split()
-    cullers = [int(pid) for pid in children if "jupyterhub_idle_culler" in hubkit._cmdline(int(pid))]
-    return cullers[0] if cullers else None
+    return _service_of(hub, "jupyterhub_idle_culler")
 
 
 def test_rc_local_starts_one_background_hub_and_returns_at_once(rc_env):
@@ -200,6 +206,8 @@ def test_launcher_brings_a_crashed_hub_back_and_stops_on_request(rc_env):
     hubkit.wait_for(lambda: hubkit.answers_health(url, files["verify"]), 90, what="the first hub")
     crashed = _hub_child(supervisor)
     crashed_culler = hubkit.wait_for(lambda: _culler_of(crashed), 30, what="the first hub's idle culler")
+    crashed_sandbox = hubkit.wait_for(lambda: _service_of(crashed, "course_hub.sandbox"), 30,
+                                      what="the first hub's grading sandbox")
     os.kill(crashed, signal.SIGKILL)
     replacement = hubkit.wait_for(
         lambda: (pid := _hub_child(supervisor)) and pid != crashed and pid, 30, what="a new hub process"
@@ -207,9 +215,12 @@ def test_launcher_brings_a_crashed_hub_back_and_stops_on_request(rc_env):
     assert replacement != crashed
     hubkit.wait_for(lambda: hubkit.answers_health(url, files["verify"]), 90, what="the restarted hub")
     assert "restarting" in files["log"].read_text()
-    # The crashed hub could not stop its culler: the launcher did, so only the new hub's runs.
-    assert not hubkit.pid_alive(crashed_culler)
-    assert f"stopped services the crashed hub left running: [{crashed_culler}]" in files["log"].read_text()
+    # The crashed hub could not stop its services (the culler, the grading sandbox): the launcher
+    # did, so only the new hub's run (and the new sandbox could take the socket).
+    assert not hubkit.pid_alive(crashed_culler) and not hubkit.pid_alive(crashed_sandbox)
+    (line,) = [l for l in files["log"].read_text().splitlines() if "stopped services the crashed hub left" in l]
+    assert sorted(json.loads(line.rsplit(": ", 1)[1])) == sorted([crashed_culler, crashed_sandbox]), line
+    hubkit.wait_for(lambda: _service_of(replacement, "course_hub.sandbox"), 60, what="the new hub's grading sandbox")
 
     # course-hub --stop (the command rc.local runs, with --stop) stops the launcher and its hub.
     stop = subprocess.run([str(paths.COURSE_HUB), "--stop"], env=env, capture_output=True, text=True, timeout=120)

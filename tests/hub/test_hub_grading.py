@@ -59,23 +59,31 @@ def people(make_user):
 
 @pytest.fixture(scope="module")
 def instructor(grading_hub, people):
-    """The instructor's server, and ``run(*command)``: a command run from a kernel there."""
+    """``run(*command)``: a command run from a kernel of the instructor's server.
+
+    Each command gets a kernel of its own, as a notebook would: a websocket left idle while
+    other tests run (browsers logging the instructor in again, minutes of grading) may be
+    closed under it."""
     session = hubkit.HubSession(grading_hub, *people["instructor"])
-    session.start_server(timeout=300)
-    session.open_server()
-    kernel = session.start_kernel()
 
     def run(*command, timeout=1200):
+        if not session.server_ready():
+            session.start_server(timeout=300)
+        session.open_server()
+        kernel = session.start_kernel()
         code = (f"import json, subprocess\nr = subprocess.run({[str(c) for c in command]!r}, capture_output=True, "
                 f"text=True)\nprint(json.dumps([r.returncode, r.stdout + r.stderr]))")
-        out = kernel.execute(code, timeout=timeout)
+        try:
+            out = kernel.execute(code, timeout=timeout)
+        finally:
+            kernel.close()
+            session.server_api("DELETE", f"/kernels/{kernel.id}")
         assert out["error"] is None, out
         returncode, output = json.loads(out["stdout"].strip().splitlines()[-1])
         assert returncode == 0, f"{' '.join(map(str, command))} failed in the instructor's server:\n{output[-5000:]}"
         return output
 
-    yield run
-    kernel.close()
+    return run
 
 
 def nbgrader_in_server(run, *args, **kwargs):
@@ -448,7 +456,9 @@ def harms(grading_hub, people, instructor):
 
 
 def text_of(outputs):
-    return "".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
+    """What the stream outputs printed (a notebook file may keep each text as a list of lines)."""
+    texts = [o.get("text", "") for o in outputs if o["output_type"] == "stream"]
+    return "".join(text if isinstance(text, str) else "".join(text) for text in texts)
 
 
 def errors_of(outputs):
