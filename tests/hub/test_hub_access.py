@@ -7,7 +7,6 @@ import pwd
 import subprocess
 
 import pytest
-import requests
 
 from tests.hub import hubkit
 
@@ -93,8 +92,7 @@ def test_unix_user_in_neither_course_group_is_refused(hub, make_user):
 
 def test_login_without_xsrf_is_refused(hub, student):
     username, password = student
-    browser = requests.Session()
-    browser.verify = hub.verify
+    browser = hubkit.http_session(hub.verify)
     browser.get(f"{hub.url}/hub/login", timeout=30)
     response = browser.post(
         f"{hub.url}/hub/login", data={"username": username, "password": password}, allow_redirects=False, timeout=30

@@ -12,7 +12,6 @@ import subprocess
 import time
 
 import pytest
-import requests
 from course_hub import launcher, paths
 from course_hub import settings as course_settings
 
@@ -220,12 +219,12 @@ def test_a_running_proxys_old_pid_file_moves_to_the_run_folder(tmp_path):
     other = subprocess.Popen(["sleep", "120"])
     try:
         # A stand-in whose command line names the proxy, as a crashed old hub's proxy's does.
-        fake = subprocess.Popen(["/bin/sh", "-c", "exec -a configurable-http-proxy sleep 120"])
+        fake = subprocess.Popen(["bash", "-c", "exec -a configurable-http-proxy sleep 120"])  # dash has no -a
         state, run = tmp_path / "state", tmp_path / "run"
         state.mkdir()
         (state / paths.PROXY_PIDFILE).write_text(f"{fake.pid}\n")
         (state / paths.HUB_PIDFILE).write_text(f"{other.pid}\n")
-        hubkit.wait_for(lambda: "configurable-http-proxy" in hubkit._cmdline(fake.pid), 10, what="the stand-in")
+        hubkit.wait_for(lambda: "configurable-http-proxy" in hubkit._cmdline(fake.pid), 60, what="the stand-in")
         messages = []
         launcher.prepare_run_dir(run, state, log=lambda text, **_: messages.append(text))
         assert int((run / paths.PROXY_PIDFILE).read_text()) == fake.pid
@@ -253,8 +252,7 @@ def test_the_log_is_private_and_rotated_while_the_hub_keeps_logging(rc_env, make
     assert read.returncode != 0 and "Permission denied" in read.stderr
 
     backups = [log.with_name(f"{log.name}.{number}") for number in range(1, LOG_BACKUPS + 2)]
-    http = requests.Session()
-    http.verify = files["verify"]
+    http = hubkit.http_session(files["verify"])
 
     def log_a_request():
         marker = uuid.uuid4().hex
