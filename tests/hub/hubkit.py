@@ -265,6 +265,18 @@ def websocket_url(http_url):
     return "ws" + http_url[len("http"):] if http_url.startswith("http") else http_url
 
 
+def http_session(verify=True):
+    """A requests session that checks a hub's certificate against ``verify`` (a self-signed one).
+
+    Not the environment's settings: REQUESTS_CA_BUNDLE would replace the session's certificate,
+    and a proxy variable would send the hub's localhost traffic elsewhere.
+    """
+    session = requests.Session()
+    session.verify = verify
+    session.trust_env = False
+    return session
+
+
 def websocket_options(verify):
     """``websocket.create_connection`` options that check the certificate as requests does."""
     return {"sslopt": {"ca_certs": verify}} if isinstance(verify, str) else {}
@@ -328,11 +340,7 @@ class HubSession:
     def __init__(self, hub, username, password):
         self.hub = hub
         self.username = username
-        self.http = requests.Session()
-        self.http.verify = getattr(hub, "verify", True)  # the hub's certificate (a self-signed one)
-        # Not the environment's: REQUESTS_CA_BUNDLE would replace the session's certificate, and
-        # a proxy variable would send the hub's localhost traffic elsewhere.
-        self.http.trust_env = False
+        self.http = http_session(getattr(hub, "verify", True))
         self.login(password)
 
     def login(self, password):

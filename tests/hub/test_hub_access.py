@@ -9,7 +9,6 @@ import subprocess
 import time
 
 import pytest
-import requests
 
 from course_hub import settings as course_settings
 from course_hub.spawner import SERVER_NICE
@@ -147,8 +146,7 @@ def test_a_refusal_takes_the_same_time_whatever_its_reason(hub, student, make_us
 
 def test_login_without_xsrf_is_refused(hub, student):
     username, password = student
-    browser = requests.Session()
-    browser.verify = hub.verify
+    browser = hubkit.http_session(hub.verify)
     browser.get(f"{hub.url}/hub/login", timeout=30)
     response = browser.post(
         f"{hub.url}/hub/login", data={"username": username, "password": password}, allow_redirects=False, timeout=30
