@@ -111,7 +111,7 @@ c.Spawner.environment = {
 # config` (bench/login_cpu.py). Without it /lab would answer 500: course_hub.lab_redirect
 # sends /lab to Notebook 7's /tree instead.
 SERVER_EXTENSIONS = {"jupyter_lsp": False, "jupyterlab": False, lab_redirect.EXTENSION: True}
-c.Spawner.args = [f"--ServerApp.jpserver_extensions={SERVER_EXTENSIONS!r}"]
+c.Spawner.args.append(f"--ServerApp.jpserver_extensions={SERVER_EXTENSIONS!r}")
 c.Spawner.notebook_dir = "~"
 
 

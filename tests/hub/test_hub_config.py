@@ -37,7 +37,10 @@ def test_defaults_come_from_the_shared_settings(monkeypatch, tmp_path):
         "urlpath": [settings["hub"]["default_url"].lstrip("/")]}
     assert hooks.landing_path(c.Spawner.default_url) == settings["hub"]["default_url"]
     assert c.Spawner.environment["NBGITPULLER_DEPTH"] == "0"
-    assert c.Spawner.args == [
+    # The config appends to the spawner's arguments section by section (HTTPS, memory, extensions).
+    assert c.Spawner.args.get_value([]) == [
+        '--ServerApp.tornado_settings={"xsrf_cookie_kwargs": {"secure": True}}',
+        "--ResourceUseDisplay.enable_prometheus_metrics=False",
         "--ServerApp.jpserver_extensions={'jupyter_lsp': False, 'jupyterlab': False, 'course_hub.lab_redirect': True}"]
     assert c.Spawner.mem_limit == settings["limits"]["memory"]
     assert c.JupyterHub.db_url == f"sqlite:///{paths.STATE_DIR / paths.DATABASE}"
