@@ -38,10 +38,10 @@ c.JupyterHub.port = settings["hub"]["port"]
 if HTTPS != "front-end":
     c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key = map(str, tls.certificate_files(server))
 # Cookies travel over HTTPS only (behind a front end too: the browser speaks HTTPS to it): the
-# hub's, and the students' servers' (the hub passes cookie_options on to them, for their login
-# cookie; their _xsrf cookie is their own setting).
+# hub's, and the users' servers' (the hub passes cookie_options on to them, for their login
+# cookie; their _xsrf cookie is set in their role's Jupyter configuration, course_hub/jupyter/,
+# because a tornado_settings argument here would replace the instructors' settings there).
 c.JupyterHub.tornado_settings = {"cookie_options": {"secure": True}}
-c.Spawner.args.append('--ServerApp.tornado_settings={"xsrf_cookie_kwargs": {"secure": True}}')
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = server["hub_api_port"]
 c.JupyterHub.db_url = f"sqlite:///{STATE_DIR / paths.DATABASE}"

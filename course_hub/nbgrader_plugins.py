@@ -27,6 +27,7 @@ import stat
 import struct
 
 import nbformat
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.default import ExchangeCollect, ExchangeReleaseFeedback, ExchangeSubmit
 from nbgrader.preprocessors import Execute
 from nbgrader.utils import find_owner, ignore_patterns, notebook_hash
@@ -134,6 +135,38 @@ class CheckedCollect(_CopyWithoutSurprises, ExchangeCollect):
             super().copy_files()
         finally:
             os.umask(previous)
+        self._name_students()
+
+    def _name_students(self):
+        """Give each collected student the name of their account, where the gradebook has none.
+
+        nbgrader files a student under their id only, and the formgrader then lists every
+        submission as "None, None". The roster gives each account its full name (the passwd
+        comment field): its last word becomes the last name, the rest the first.
+        """
+        with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gradebook:
+            for record in self.src_records:
+                first, last = account_names(record["username"])
+                if not (first or last):
+                    continue
+                try:
+                    student = gradebook.find_student(record["username"])
+                except MissingEntry:
+                    student = None
+                if student is None or not (student.first_name or student.last_name):
+                    gradebook.update_or_create_student(record["username"], first_name=first, last_name=last)
+
+
+def account_names(username):
+    """``(first name, last name)`` from the full name of ``username``'s account, or ``(None, None)``."""
+    try:
+        full_name = pwd.getpwnam(username).pw_gecos.split(",")[0].strip()
+    except KeyError:
+        return None, None
+    if not full_name:
+        return None, None
+    first, _, last = full_name.rpartition(" ")
+    return (first or None), last
 
 
 class PrivateReleaseFeedback(ExchangeReleaseFeedback):

@@ -103,9 +103,10 @@ def test_readme_install_on_a_fresh_machine_serves_a_student(fresh_root):
         started = time.monotonic()
         session = hubkit.HubSession(hubkit.HubAddress(url, verify), username, password)  # the login form
         session.start_server(timeout=SPAWN_TIMEOUT)
-        tree = session.http.get(f"{url}/user/{username}/tree", timeout=60)
-        assert tree.status_code == 200 and tree.url.startswith(f"{url}/user/{username}/"), (
-            f"{username}'s /tree: HTTP {tree.status_code} at {tree.url}")
+        # Land as a browser does: nbgitpuller's git-pull page clones the course, then opens it.
+        landed = session.open_server(timeout=SPAWN_TIMEOUT)
+        assert landed.status_code == 200 and landed.url.startswith(f"{url}/user/{username}/tree/course"), (
+            f"{username}'s landing: HTTP {landed.status_code} at {landed.url}")
         contents = session.server_api("GET", "/contents/course")
         root.timings["login to running server s"] = round(time.monotonic() - started, 1)
         assert contents.status_code == 200, f"{username}'s ~/course: HTTP {contents.status_code} {contents.text}"

@@ -113,6 +113,14 @@ def scores(gradebook, assignment, student):
         return {grade.cell.name: (grade.score, grade.max_score) for nb in submission.notebooks for grade in nb.grades}
 
 
+def student_names(gradebook):
+    """``{student id: (first name, last name)}`` of every student in the gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{gradebook}") as book:
+        return {student.id: (student.first_name, student.last_name) for student in book.students}
+
+
 def setup_grading(env, seed):
     """``course-grade setup --seed SEED`` as root for the hub whose environment is ``env``."""
     done = subprocess.run([sys.executable, "-m", "course_hub.grading", "setup", "--seed", str(seed)],

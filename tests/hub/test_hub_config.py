@@ -37,9 +37,9 @@ def test_defaults_come_from_the_shared_settings(monkeypatch, tmp_path):
         "urlpath": [settings["hub"]["default_url"].lstrip("/")]}
     assert hooks.landing_path(c.Spawner.default_url) == settings["hub"]["default_url"]
     assert c.Spawner.environment["NBGITPULLER_DEPTH"] == "0"
-    # The config appends to the spawner's arguments section by section (HTTPS, memory, extensions).
+    # The config appends to the spawner's arguments section by section (memory, extensions); no
+    # tornado_settings among them: one would replace the roles' (course_hub/jupyter/<role>).
     assert c.Spawner.args.get_value([]) == [
-        '--ServerApp.tornado_settings={"xsrf_cookie_kwargs": {"secure": True}}',
         "--ResourceUseDisplay.enable_prometheus_metrics=False",
         "--ServerApp.jpserver_extensions={'jupyter_lsp': False, 'jupyterlab': False, 'course_hub.lab_redirect': True}"]
     assert c.Spawner.mem_limit == settings["limits"]["memory"]
@@ -231,3 +231,15 @@ def test_kernel_transport_hook_sets_the_option_once_and_keeps_tcp_for_long_homes
     spawner.user.name = "long"
     hooks.kernel_transport_hook(spawner)
     assert spawner.args == [other]
+
+
+def test_every_role_sets_the_servers_xsrf_cookie_secure_and_only_instructors_allow_framing():
+    """The users' servers' _xsrf cookie is Secure for both roles; the instructors' servers may be
+    framed by their own pages (the formgrader's tab), the students' keep JupyterHub's 'none'."""
+    import json
+
+    for role in ("student", "instructor"):
+        settings = json.loads((paths.ROLE_CONFIG / role / "jupyter_server_config.json").read_text())
+        tornado = settings["ServerApp"]["tornado_settings"]
+        assert tornado["xsrf_cookie_kwargs"] == {"secure": True}, role
+        assert ("headers" in tornado) == (role == "instructor"), role

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
 import sys
 import textwrap
 import time
@@ -201,7 +202,12 @@ def test_students_fetch_and_submit_in_the_browser(grading_hub, people, driver, a
 
 
 def test_the_instructor_collects_autogrades_and_releases_feedback(grading_hub, people, instructor):
+    # The roster gives accounts their full names; the formgrader shows them (not "None, None").
+    subprocess.run(["usermod", "--comment", "Ada King Lovelace", people["right"][0]], check=True)
     nbgrader_in_server(instructor, "collect", A1)
+    names = gradingkit.student_names(grading_hub.where["gradebook"])
+    assert names[people["right"][0]] == ("Ada King", "Lovelace"), names
+    assert names[people["wrong"][0]] == (None, None), names  # an account without a full name
     log = nbgrader_in_server(instructor, "autograde", A1)
     account = grading_hub.settings["grading"]["sandbox_user"]
     seconds = [float(s) for s in re.findall(rf"Executed in the grading sandbox as {account} in ([\d.]+) s", log)]
