@@ -116,7 +116,7 @@ def test_unix_user_in_neither_course_group_is_refused(hub, make_user):
 
 def refusal_seconds(hub, username, password):
     """Seconds the hub takes to answer a login form that it refuses (the POST alone)."""
-    browser = requests.Session()
+    browser = hubkit.http_session(hub.verify)
     browser.get(f"{hub.url}/hub/login", timeout=30)
     started = time.monotonic()
     response = browser.post(f"{hub.url}/hub/login", allow_redirects=False, timeout=60, data={

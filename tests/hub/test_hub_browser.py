@@ -170,7 +170,7 @@ def test_an_update_never_silently_overwrites_an_open_unsaved_notebook(update_hub
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, ignore_https_errors=True)
             context.set_default_timeout(600_000)  # only ends a stuck run; every wait is for a state
             page = context.new_page()
             page.goto(f"{hub.url}/hub/login")

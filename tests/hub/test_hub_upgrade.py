@@ -7,7 +7,6 @@ repository and the log of its own, given to the install through ``DLCOURSE_SETTI
 the way a machine boots (``deploy/rc.local``); it runs the installed package, as after an install.
 Under systemd the same is checked in a booted root (tests/freshroot/test_systemd_boot.py).
 """
-import shutil
 import subprocess
 
 import pytest
@@ -20,14 +19,11 @@ DEPLOY = hubkit.REPO_ROOT / "deploy"
 
 
 @pytest.fixture
-def installed_hub(tmp_path, course_repo_path, git_config_system):
+def installed_hub(tmp_path, make_course):
     """Environment and files of a hub of this test, run from the installed package."""
-    repo = tmp_path / "course.git"
-    shutil.copytree(course_repo_path, repo, symlinks=True)
-    gitconfig = tmp_path / "gitconfig"  # the install trusts the repository here, not in /etc/gitconfig
-    gitconfig.write_text(git_config_system.read_text() + f"[safe]\n\tdirectory = {repo}\n")
-    gitconfig.chmod(0o644)
-    tmp_path.chmod(0o755)  # students clone the repository from here
+    # A course repository of its own where students can clone it from (pytest's tmp_path is
+    # root's alone), and a git system configuration trusting it (the install's is /etc/gitconfig).
+    _, repo, gitconfig = make_course(f"upgrade-{tmp_path.name}")
     port = hubkit.free_port()
     site = hubkit.hub_settings(port, hubkit.free_port(), tmp_path / "state", repo, {"server": {
         "log": str(tmp_path / "log" / "jupyterhub.log"), "pidfile": str(tmp_path / "run" / "hub.pid")}})

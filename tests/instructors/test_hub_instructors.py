@@ -198,13 +198,16 @@ def test_status_command_for_instructors_only(sessions, people):
     # The instructor's own server (the one running this very command) is running too.
     teacher = people["i"][0]
     assert rows[teacher]["server"] == "ready" and rows[teacher]["memory_mb"] > 50, rows[teacher]
-    # The table's last line counts exactly the running servers and their memory.
+    # The summary line (after the table, before what the memory limit covers) counts exactly the
+    # running servers and their memory.
     table = json.loads(run_in_kernel(sessions["i"], code.replace("'--json'", "'--api-url', os.environ['JUPYTERHUB_API_URL']"))["stdout"])
     assert table[0] == 0, table[2]
     listed = json.loads(stdout)
     running = [row for row in listed if row["server"] == "ready"]
     assert {people[key][0] for key in ("s1", "s2", "i")} <= {row["name"] for row in running}
-    assert table[1].splitlines()[-1].startswith(f"{len(running)} of {len(listed)} user(s) with a running server")
+    summary, limit = table[1].splitlines()[-2:]
+    assert summary.startswith(f"{len(running)} of {len(listed)} user(s) with a running server"), table[1]
+    assert limit.startswith("memory limit"), table[1]
     # In the instructor's terminal, exactly as the README shows it.
     terminal = hubkit.Terminal(sessions["i"])
     try:
