@@ -40,7 +40,8 @@ def installed_hub(tmp_path, make_course):
 
 def _culler_arguments(api_port):
     """The command lines of the idle cullers of the hub whose API listens on ``api_port``."""
-    return [hubkit._cmdline(pid) for pid in launcher.managed_services(api_port)]
+    lines = [hubkit._cmdline(pid) for pid in launcher.managed_services(api_port)]
+    return [line for line in lines if "jupyterhub_idle_culler" in line]  # not the grading sandbox
 
 
 def test_rerunning_the_install_restarts_the_hub_and_keeps_students_working(installed_hub, make_user):
