@@ -126,11 +126,7 @@ def test_systemd_runs_the_course_hub_as_a_service(booted_root):
         assert int(root.output(f"cat {cgroup}/memory.max_usage_in_bytes", cwd="/")) <= limit
         after = systemctl_show(root, server_unit, "ActiveState", "MainPID")
         assert after == {"ActiveState": "active", "MainPID": str(server_pid)}, after
-        hubkit.wait_for(lambda: session.server_api("GET", f"/kernels/{killed.id}").json().get("execution_state")
-                        == "idle", 120, interval=0.5, what="the killed kernel to be restarted")
-        again = hubkit.Kernel(session, username, killed.id)
-        assert again.execute("6 * 7")["result"] == "42"
-        again.close()
+        hubkit.restarted_kernel(session, username, killed.id).close()
         assert survivor.execute("unsaved = 41")["error"] is None
         survivor.close()
         root.timings["memory limit s"] = round(time.monotonic() - started, 1)

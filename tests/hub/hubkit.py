@@ -554,6 +554,32 @@ class Kernel:
         self.socket.close()
 
 
+def restarted_kernel(session, owner, kernel_id, timeout=120):
+    """Wait until ``owner``'s server has restarted the killed kernel ``kernel_id`` and it answers
+    over a new websocket, as Notebook 7 finds it; return that connected :class:`Kernel`.
+
+    Not the server's model's ``execution_state`` alone: a kernel killed while busy keeps "busy"
+    there after its restart when its Unix sockets keep their paths (jupyter_server resets the
+    state only when the ports change), although the restarted kernel is idle.
+    """
+    last = {}
+
+    def back():
+        last.update(session.server_api("GET", f"/kernels/{kernel_id}", owner=owner).json())
+        return last.get("execution_state") not in (None, "restarting", "dead", "autorestarting")
+
+    try:
+        wait_for(back, timeout, interval=0.5, what=f"the server to restart kernel {kernel_id}")
+    except HubError as exc:
+        raise HubError(f"{exc}; the server's last model of it: {last}") from None
+    kernel = Kernel(session, owner, kernel_id)
+    answer = kernel.execute("6 * 7", timeout=timeout)
+    if answer["result"] != "42":
+        kernel.close()
+        raise HubError(f"the restarted kernel {kernel_id} did not answer 6 * 7: {answer}")
+    return kernel
+
+
 def crowd_out_a_kernel(session, limit, share=0.45, timeout=300):
     """Two kernels of the session's user each ask for ``share`` of ``limit`` bytes; return
     ``(killed, survivor)`` once the memory limit has ended one of them.

@@ -28,11 +28,6 @@ def _server_pid(username):
     return servers[0]
 
 
-def _kernel_model(session, kernel_id):
-    response = session.server_api("GET", f"/kernels/{kernel_id}")
-    return response.json() if response.status_code == 200 else None
-
-
 @pytest.fixture(scope="module")
 def memory_hub(start_hub):
     """A hub whose students have ``LIMIT`` of memory each."""
@@ -78,9 +73,7 @@ def test_two_kernels_of_a_student_together_cannot_pass_the_limit(memory_hub, mak
         assert hubkit.pid_alive(server) and _server_pid(student.username) == server
         assert student.server_ready()
         assert student.server_api("GET", "/status").status_code == 200
-        hubkit.wait_for(lambda: (_kernel_model(student, killed.id) or {}).get("execution_state") == "idle", 120,
-                        interval=0.5, what="the killed kernel to be restarted")
-        again = hubkit.Kernel(student, student.username, killed.id)
+        again = hubkit.restarted_kernel(student, student.username, killed.id)
         try:
             restarted = again.execute("'block' in dir(), 6 * 7")
             assert restarted["result"] == "(False, 42)", restarted  # a new kernel, its state gone
