@@ -24,6 +24,11 @@ def is_member(username, group):
     return gid in os.getgrouplist(username, account.pw_gid)
 
 
+def full_name(account):
+    """The person's name in a ``pwd`` entry: the comment field up to its first comma ('' if none)."""
+    return account.pw_gecos.split(",")[0].strip()
+
+
 def member_groups(username, groups):
     """Return which of ``groups`` the Unix user ``username`` belongs to, in the given order.
 

@@ -33,7 +33,7 @@ from nbgrader.preprocessors import Execute
 from nbgrader.utils import find_owner, ignore_patterns, notebook_hash
 from traitlets import Integer, Unicode
 
-from . import sandbox
+from . import accounts, sandbox
 
 #: Modes of a submission in the exchange: the student's, readable by the instructors' group
 #: (the inbound folder's group, which nbgrader's release makes set-group-id).
@@ -160,12 +160,12 @@ class CheckedCollect(_CopyWithoutSurprises, ExchangeCollect):
 def account_names(username):
     """``(first name, last name)`` from the full name of ``username``'s account, or ``(None, None)``."""
     try:
-        full_name = pwd.getpwnam(username).pw_gecos.split(",")[0].strip()
+        name = accounts.full_name(pwd.getpwnam(username))
     except KeyError:
         return None, None
-    if not full_name:
+    if not name:
         return None, None
-    first, _, last = full_name.rpartition(" ")
+    first, _, last = name.rpartition(" ")
     return (first or None), last
 
 

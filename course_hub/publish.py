@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import gate, gitutil
+from . import accounts, gate, gitutil
 
 
 #: When a published change reaches students (the landing sync, course_hub.hooks.landing_url);
@@ -46,7 +46,7 @@ def _identity(workspace):
     name = gitutil.git("config", "user.name", cwd=workspace, check=False)
     email = gitutil.git("config", "user.email", cwd=workspace, check=False)
     account = pwd.getpwuid(os.getuid())
-    name = name or account.pw_gecos.split(",")[0] or account.pw_name
+    name = name or accounts.full_name(account) or account.pw_name
     email = email or f"{account.pw_name}@{socket.gethostname()}"
     return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
             "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
