@@ -9,7 +9,10 @@ process that does it, so a busy machine changes the figures little (unlike wall 
   arguments (``Spawner.args``), until it has answered Notebook 7's file browser; then once with
   every installed server extension enabled (the peer: what a start cost before), and once
   with each extension left out, so each extension's share shows. (``jupyterhub-singleuser`` is
-  this server plus the hub's own extension; it cannot run without a hub.)
+  this server plus the hub's own extension; it cannot run without a hub.) This is the cost of an
+  executed server; the hub's local spawner forks servers from its warm starter
+  (``course_hub.warmstart``), which has imported all this once: what a forked server still
+  costs is in ``bench/load_test.py``'s split of the students' CPU by process.
 - **kernel start** and **course cell**: a python3 kernel (ipykernel), then ``bench/load_test.py``'s
   course cell in it.
 - **course sync**: ``python -m nbgitpuller.pull`` cloning the course, then pulling it again
@@ -38,12 +41,15 @@ import urllib.error
 import urllib.request
 
 import psutil
+from course_hub import grading, paths
 
 from bench.load_test import COURSE_CELL, EXPECTED_RESULT
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+#: A student's Jupyter configuration, as the hub points their server at it (course_hub.grading).
+STUDENT_CONFIG = paths.ROLE_CONFIG / grading.STUDENT
 VENV_BIN = pathlib.Path(sys.executable).parent
-IMPORTS = ("jupyter_server.serverapp", "jsonschema", "rfc3987_syntax", "jupyter_events", "notebook.app",
+IMPORTS = ("jupyterhub.singleuser", "jupyter_server.serverapp", "jsonschema", "rfc3987_syntax", "jupyter_events", "notebook.app",
            "jupyterlab", "jupyter_lsp", "ipykernel.kernelapp", "course_lib", "nbgitpuller.pull")
 
 
@@ -60,7 +66,9 @@ def spawner_args(home):
     config = Config()
     exec(compile(config_file.read_text(), str(config_file), "exec"),
          {"get_config": lambda: config, "__file__": str(config_file)})
-    args = list(config.Spawner.args)
+    args = config.Spawner.args
+    # ``c.Spawner.args.append(...)`` leaves a lazy value until a Spawner reads it
+    args = list(args.get_value([]) if hasattr(args, "get_value") else args)
     if hooks.kernel_sockets_fit(str(home)):
         args.append(hooks.KERNEL_IPC_ARG)
     return args
@@ -90,14 +98,20 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def server_start_cpu(workdir, args, timeout=300):
-    """CPU seconds of a Jupyter server from its start until it has served Notebook 7's tree page."""
+def server_start_cpu(workdir, args, config_path=STUDENT_CONFIG, timeout=300):
+    """CPU seconds of a Jupyter server from its start until it has served Notebook 7's tree page.
+
+    ``config_path``: the folder of ``JUPYTER_CONFIG_PATH`` (a student's, as the hub gives it), or None.
+    """
     port = free_port()
     command = [str(VENV_BIN / "jupyter-server"), "--no-browser", f"--port={port}", "--ServerApp.token=bench",
                f"--ServerApp.root_dir={workdir}", *args]
     if os.geteuid() == 0:
         command.append("--allow-root")
-    server = subprocess.Popen(command, env={**os.environ, "HOME": str(workdir)}, cwd=workdir,
+    env = {**os.environ, "HOME": str(workdir)}
+    if config_path is not None:
+        env["JUPYTER_CONFIG_PATH"] = str(config_path)
+    server = subprocess.Popen(command, env=env, cwd=workdir,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + timeout
@@ -181,14 +195,15 @@ def main(argv=None):
         extensions = installed_extensions()
         every = [f"--ServerApp.jpserver_extensions={ {name: True for name in extensions} }"]
         ours = median_of(args.runs, lambda: server_start_cpu(workdir, course_args))
-        peer = median_of(args.runs, lambda: server_start_cpu(workdir, every))
-        print(f"server start, the hub's arguments {course_args}: {ours:.2f}")
+        peer = median_of(args.runs, lambda: server_start_cpu(workdir, every, config_path=None))
+        print(f"server start, executed, a student's configuration and the hub's arguments {course_args}: {ours:.2f}")
         print(f"server start, every installed extension {extensions}: {peer:.2f} (ratio {ours / peer:.2f})")
         for name in extensions:
             if name in ("notebook", "jupyter_server_terminals", "nbgitpuller", "notebook_shim"):
                 continue  # what students use: Notebook 7, terminals, the course sync
             without = median_of(args.runs, lambda: server_start_cpu(
-                workdir, [f"--ServerApp.jpserver_extensions={ {name: False} }"]))
+                workdir, [f"--ServerApp.jpserver_extensions={ {other: other != name for other in extensions} }"],
+                config_path=None))
             print(f"  without {name}: {without:.2f} (its share {peer - without:+.2f})")
         kernels = [kernel_cpu() for _ in range(args.runs)]
         start = statistics.median(k[0] for k in kernels)
