@@ -14,7 +14,8 @@ simulated student, all starting together:
 
 Reported: per-student time from the login request to the cell's result (median, p95, max),
 errors (with the stage that failed), and the peak resident memory of the hub, the proxy and
-all the students' processes together (psutil, sampled every 0.5 s while the class runs).
+all the students' processes together (psutil, sampled every 0.5 s while the class runs), and
+the processor time of each group, the students' split by kind of process (server, kernel, ...).
 
 Usage, as root, on a machine where ``deploy/install.sh`` has run, from the checkout's root with
 the course virtualenv's Python (as a module: it uses ``tests/hub/hubkit.py`` and ``course_hub``)::
@@ -89,8 +90,9 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.hub = hub
         self.uids = set(student_uids)
-        self.peak = {"hub": 0, "proxy": 0, "students": 0, "total": 0}
+        self.peak = {"hub": 0, "proxy": 0, "warm starter": 0, "students": 0, "total": 0}
         self.cpu = {}  # (group, pid) -> seconds, own and reaped children's
+        self.kinds = {}  # pid of a student's process -> its kind (process_kind)
         self.peak_processes = 0
         self.samples = 0
         self._halt = threading.Event()
@@ -99,7 +101,8 @@ class MemorySampler(threading.Thread):
     def _seconds(times):
         return times.user + times.system + times.children_user + times.children_system
 
-    def _measure(self, group, pid):
+    def _measure(self, group, pid, reaped=True):
+        """Record the CPU seconds of ``pid`` (with those of the children it reaped, if ``reaped``); return its RSS."""
         if not pid:
             return 0
         try:
@@ -108,12 +111,16 @@ class MemorySampler(threading.Thread):
                 times, rss = proc.cpu_times(), proc.memory_info().rss
         except psutil.Error:
             return 0
-        self.cpu[(group, pid)] = self._seconds(times)
+        self.cpu[(group, pid)] = self._seconds(times) if reaped else times.user + times.system
         return rss
 
     def sample(self):
         hub = self._measure("hub", self.hub.pid)
         proxy = self._measure("proxy", self.hub.proxy_pid())
+        # The hub's warm starter (course_hub.warmstart): its imports serve every server it forks.
+        # The servers it reaps are counted as students' processes.
+        warm = sum(self._measure("warm starter", child.pid, reaped=False) for child in self._hub_children()
+                   if "course_hub.warmstart" in " ".join(child.info["cmdline"] or ()))
         students, count = 0, 0
         for proc in psutil.process_iter(["uids", "memory_info", "cpu_times", "ppid", "cmdline"]):
             info = proc.info
@@ -126,8 +133,10 @@ class MemorySampler(threading.Thread):
                 "jupyterhub-singleuser" in part for part in info["cmdline"] or ())
             if not reaped_by_hub:
                 self.cpu[("students", proc.pid)] = self._seconds(times)
-        for key, value in (("hub", hub), ("proxy", proxy), ("students", students),
-                           ("total", hub + proxy + students)):
+                # the last look wins: a server forked by the warm starter takes its title at once
+                self.kinds[proc.pid] = process_kind(info["cmdline"])
+        for key, value in (("hub", hub), ("proxy", proxy), ("warm starter", warm), ("students", students),
+                           ("total", hub + proxy + warm + students)):
             self.peak[key] = max(self.peak[key], value)
         self.peak_processes = max(self.peak_processes, count)
         self.samples += 1
@@ -135,6 +144,18 @@ class MemorySampler(threading.Thread):
     def cpu_seconds(self, group):
         """Processor seconds used by one group's processes (``hub``, ``proxy``, ``students``)."""
         return sum(seconds for (name, _), seconds in self.cpu.items() if name == group)
+
+    def _hub_children(self):
+        return [proc for proc in psutil.process_iter(["cmdline", "ppid"]) if proc.info["ppid"] == self.hub.pid]
+
+    def students_cpu_by_kind(self):
+        """Processor seconds of the students' processes, by kind (``server``, ``kernel``, ...)."""
+        by_kind = {}
+        for (group, pid), seconds in self.cpu.items():
+            if group == "students":
+                kind = self.kinds.get(pid, "other")
+                by_kind[kind] = by_kind.get(kind, 0) + seconds
+        return by_kind
 
     def run(self):
         while not self._halt.is_set():
@@ -145,6 +166,18 @@ class MemorySampler(threading.Thread):
         self._halt.set()
         self.join(10)
         self.sample()
+
+
+def process_kind(cmdline):
+    """What a student's process is, from its command line: ``server`` (jupyterhub-singleuser,
+    with the git commands of its course sync, which it reaps), ``kernel`` (ipykernel), or the
+    program's name (a terminal's shell, ...)."""
+    words = list(cmdline or ())
+    if any("jupyterhub-singleuser" in word for word in words):
+        return "server"
+    if any("ipykernel" in word for word in words):
+        return "kernel"
+    return pathlib.Path(words[0]).name if words else "other"
 
 
 def start_and_follow(session, timeout):
@@ -307,7 +340,7 @@ def summarise(n, results, sampler, idle, wall, idle_cpu):
     mb = 2 ** 20
     errors = [r for r in results if not r["ok"]]
     cpu = {group: round(sampler.cpu_seconds(group) - idle_cpu.get(group, 0), 1)
-           for group in ("hub", "proxy", "students")}
+           for group in ("hub", "proxy", "warm starter", "students")}
     return {
         "students": n,
         "errors": len(errors),
@@ -327,6 +360,8 @@ def summarise(n, results, sampler, idle, wall, idle_cpu):
         "peak_student_processes": sampler.peak_processes,
         "cpu_s": cpu,
         "cpu_s_per_login": round(sum(cpu.values()) / n, 2) if n else None,
+        "students_cpu_s_per_login_by_kind": {kind: round(seconds / n, 2) for kind, seconds in
+                                             sorted(sampler.students_cpu_by_kind().items())} if n else {},
         "websocket_reconnects": sum(r.get("reconnects", 0) for r in results),
         "wall_s": round(wall, 1),
         "cpus": os.cpu_count(),
@@ -350,10 +385,14 @@ def format_report(report):
             f"{k} {s(v)}" for k, v in report["stages_median_s"].items()),
         f"peak memory (MB): hub {peak['hub']}  proxy {peak['proxy']}  students {peak['students']} "
         f"({report['student_mb_each']} per student, {report['peak_student_processes']} processes)  "
+        f"warm starter {peak['warm starter']}  "
         f"total {peak['total']}",
         f"CPU seconds during the run: hub {report['cpu_s']['hub']}  proxy {report['cpu_s']['proxy']}  "
+        f"warm starter {report['cpu_s']['warm starter']}  "
         f"students {report['cpu_s']['students']} ({report['cpu_s']['students'] / report['students']:.1f} "
-        f"per student; {report['cpu_s_per_login']} per login, hub and proxy included; {report['cpus']} cores)",
+        f"per student; {report['cpu_s_per_login']} per login, hub, proxy and warm starter included; {report['cpus']} cores)",
+        "students' CPU seconds per login, by process: " + "  ".join(
+            f"{kind} {seconds:.2f}" for kind, seconds in report["students_cpu_s_per_login_by_kind"].items()),
         "| N | median s | p95 s | max s | errors | hub MB | proxy MB | students MB | MB/student |",
         f"| {report['students']} | {s(first['median'])} | {s(first['p95'])} | {s(first['max'])} | "
         f"{report['errors']} | {peak['hub']} | {peak['proxy']} | {peak['students']} | {report['student_mb_each']} |",

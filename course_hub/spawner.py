@@ -5,20 +5,22 @@ memory limit (``Spawner.mem_limit``, which the plain spawner ignores) enforced o
 the student's processes by a memory cgroup of their own (``course_hub.memory``), or, where this
 machine has no writable memory controller, as an address-space rlimit on each process; and with
 servers on ports below the kernels' ephemeral range (:data:`SERVER_PORTS`), at a lower CPU
-priority than the hub and the proxy (:data:`SERVER_NICE`).
+priority than the hub and the proxy (:mod:`course_hub.serverprocess`); each server is forked,
+already set up, from a process that has imported the server's code once
+(:mod:`course_hub.warmstart`), and executed as usual where that cannot be done.
 :class:`SystemdStudentSpawner`, where systemd is PID 1, is SystemdSpawner (a unit per server,
 ``MemoryMax`` and ``CPUQuota``) passing the server's arguments on as configured.
 """
 import asyncio
-import os
 import random
-import resource
 import socket
 
 from jupyterhub.spawner import LocalProcessSpawner
 from systemdspawner import SystemdSpawner
+from traitlets import Bool
 
-from . import memory
+from . import memory, serverprocess, warmstart
+from .serverprocess import SERVER_NICE
 
 #: Students' servers listen on ports from this range, below Linux's ephemeral ports (32768-60999).
 #: Kernels bind their ZMQ sockets to ephemeral ports; with JupyterHub's own choice (an ephemeral
@@ -26,29 +28,6 @@ from . import memory
 #: picked for a server still starting, and the hub waited for a server that could not bind
 #: (bench/load_test.py, 25 students at once).
 SERVER_PORTS = range(20000, 32000)
-#: The nice value of students' servers and their kernels, equal for every student. The hub and
-#: the proxy serve everyone: with 100 servers starting at once, at the same priority, the hub
-#: answered a server start only after 49-60 s and six logins failed (bench/load_test.py -n 100).
-SERVER_NICE = 10
-#: Linux schedules each session as one group (autogroup); a server starts its own session, so
-#: its group's nice value, not only its own, decides its share against the hub's. (Kernels
-#: start sessions of their own, jupyter_client's choice: they inherit the nice value only.)
-AUTOGROUP = "/proc/self/autogroup"
-
-
-def lower_priority(nice=SERVER_NICE):
-    """Give this process, and the session it leads, the nice value ``nice`` (children inherit it).
-
-    The session's scheduling group is changed only by a session leader (a spawned server), never
-    the group of a caller that shares its session with others; a kernel without autogroup
-    scheduling has no such file, and then the process's own nice value is all there is.
-    """
-    os.setpriority(os.PRIO_PROCESS, 0, nice)
-    if os.getsid(0) == os.getpid() and os.path.exists(AUTOGROUP):
-        with open(AUTOGROUP, "w") as group:
-            group.write(str(nice))
-
-
 def pick_server_port(ports=SERVER_PORTS, taken=(), attempts=200):
     """Return a port of ``ports`` that is not in ``taken`` and that nothing listens on now.
 
@@ -90,23 +69,40 @@ class LocalStudentSpawner(LocalProcessSpawner):
 
     def make_preexec_fn(self, name):
         """Return the child set-up: into the memory cgroup (or under the rlimit), then user ``name``."""
-        switch_user = super().make_preexec_fn(name)
         # mem_limit is a ByteSpecification: JupyterHub has already turned "2G" into bytes.
-        limit = self.mem_limit or None
-        cgroup = self._cgroup()
+        return serverprocess.set_up(name, self._cgroup(), self.mem_limit or None)
 
-        def preexec():
-            if cgroup is not None:
-                cgroup.add(os.getpid())  # this child, about to become the server
-            elif limit is not None:
-                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            lower_priority()
-            switch_user()
-
-        return preexec
+    warm_start = Bool(
+        True, config=True,
+        help="Fork servers from a process that has imported the server's code (course_hub.warmstart); "
+             "a server it cannot start is executed as usual.")
 
     #: Ports handed to servers of this hub that are starting or running (see SERVER_PORTS).
     _ports_in_use = set()
+    #: This hub's warm starter (one for every spawner of the hub), made at the first start.
+    _warm_starter = None
+
+    def _warm_start_request(self):
+        """The warm starter's request for this server, or None when it must be executed."""
+        if not self.warm_start or self.shell_cmd or self.popen_kwargs:
+            return None
+        if list(self.cmd) != [str(warmstart.SINGLEUSER)]:
+            return None
+        limit = self.mem_limit or None
+        cgroup = self._cgroup() is not None
+        return {"argv": [*self.cmd, *self.get_args()], "env": self.get_env(), "user": self.user.name,
+                "cgroup": cgroup, "rlimit_as": None if cgroup else limit, "nice": SERVER_NICE}
+
+    async def _warm_start(self, request):
+        """Fork the server from the warm starter; return its pid, or None (then it is executed)."""
+        cls = LocalStudentSpawner
+        if cls._warm_starter is None:
+            cls._warm_starter = warmstart.WarmStarter(self.log)
+        try:
+            return await cls._warm_starter.start_server(**request)
+        except warmstart.WarmStartError as exc:
+            self.log.warning("no warm start for %s's server (%s): executing it", self.user.name, exc)
+            return None
 
     async def start(self):
         """Make the student's memory cgroup; start the server on a port outside the kernels' range."""
@@ -120,7 +116,14 @@ class LocalStudentSpawner(LocalProcessSpawner):
         # A fresh port at every start: the one of a previous run may be anybody's by now.
         self.port = pick_server_port(taken=self._ports_in_use)
         self._ports_in_use.add(self.port)
-        return await super().start()
+        request = self._warm_start_request()
+        pid = await self._warm_start(request) if request else None
+        if pid is None:
+            return await super().start()
+        # Not our child: the hub follows it by its pid, as it does after a restart (poll, stop).
+        self.pid = pid
+        self.log.info("%s's server forked by the warm starter: pid %s", self.user.name, pid)
+        return (self.ip or "127.0.0.1", self.port)
 
     async def stop(self, now=False):
         """Stop the server and give its port back."""

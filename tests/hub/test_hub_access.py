@@ -11,7 +11,7 @@ import time
 import pytest
 
 from course_hub import settings as course_settings
-from course_hub.spawner import SERVER_NICE
+from course_hub.serverprocess import SERVER_NICE
 
 from tests.hub import hubkit
 
