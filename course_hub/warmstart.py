@@ -362,18 +362,33 @@ class WarmStarter:
         request = json.dumps({"argv": argv, "env": env, "user": user, "cgroup": cgroup,
                               "rlimit_as": rlimit_as, "nice": nice}).encode() + b"\n"
         async with self._lock:  # one request at a time on the pipe
-            process = await self._started()
-            try:
-                process.stdin.write(request)
-                await process.stdin.drain()
-                line = await asyncio.wait_for(process.stdout.readline(), ANSWER_SECONDS)
-                answer = json.loads(line or b"null")
-            except (asyncio.TimeoutError, ConnectionError, ValueError) as exc:
-                # A warm starter that does not answer is not trusted again: the next start makes a new one.
-                await self._kill(process)
-                raise WarmStartError(f"the warm starter did not answer: {exc or type(exc).__name__}") from None
+            for attempt in (1, 2):
+                process = await self._started()
+                try:
+                    process.stdin.write(request)
+                    await process.stdin.drain()
+                except ConnectionError:
+                    # It had ended before the request (killed, say): replace it once, at once.
+                    # (Not after the request was taken: a server may have been forked by then.)
+                    await self._kill(process)
+                    if attempt == 2:
+                        raise WarmStartError("the warm starter ended as it was asked") from None
+                    self.log.warning("the warm starter (pid %s) had ended: starting a new one", process.pid)
+                    continue
+                try:
+                    line = await asyncio.wait_for(process.stdout.readline(), ANSWER_SECONDS)
+                except asyncio.TimeoutError:
+                    line = b""
+                if not line:  # ended or hangs: not trusted again, the next start makes a new one
+                    await self._kill(process)
+                    raise WarmStartError(f"the warm starter ended or did not answer within {ANSWER_SECONDS} s")
+                break
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            answer = None
         if not isinstance(answer, dict) or not isinstance(answer.get("pid"), int):
-            raise WarmStartError((answer or {}).get("error") or f"unexpected answer {answer!r}")
+            raise WarmStartError((answer or {}).get("error") or f"unexpected answer {line!r}")
         return answer["pid"]
 
     async def stop(self):

@@ -6,6 +6,7 @@ import-time environment, the scan that keeps that list complete, and a fork as a
 """
 import ast
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -180,6 +181,20 @@ def test_a_server_configured_otherwise_is_executed(settings):
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="forking a server as another user needs root")
 
 
+@contextlib.contextmanager
+def standard_error_to(log):
+    """This process's standard error (the warm starter's and its forks', as the hub's log is
+    theirs) goes to the file ``log`` meanwhile."""
+    with open(log, "ab") as hub_log:
+        saved = os.dup(2)
+        try:
+            os.dup2(hub_log.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 @needs_root
 def test_a_forked_command_writes_to_the_hub_log_and_is_reaped_and_root_is_refused(tmp_path):
     """``jupyterhub-singleuser --version`` forked for ``nobody`` prints JupyterHub's version to the
@@ -199,14 +214,8 @@ def test_a_forked_command_writes_to_the_hub_log_and_is_reaped_and_root_is_refuse
         finally:
             await starter.stop()
 
-    with open(log, "wb") as hub_log:  # the warm starter's standard error, as the hub's is its log
-        stderr = os.dup(2)
-        try:
-            os.dup2(hub_log.fileno(), 2)
-            pid, starter_pid = asyncio.run(scenario())
-        finally:
-            os.dup2(stderr, 2)
-            os.close(stderr)
+    with standard_error_to(log):
+        pid, starter_pid = asyncio.run(scenario())
     assert pid != starter_pid
     from jupyterhub._version import __version__
     deadline = time.monotonic() + 120
@@ -218,3 +227,38 @@ def test_a_forked_command_writes_to_the_hub_log_and_is_reaped_and_root_is_refuse
     while pathlib.Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not pathlib.Path(f"/proc/{pid}").exists(), f"the forked server {pid} was not reaped"
+
+
+@needs_root
+def test_a_warm_starter_that_died_is_replaced_at_the_next_start(tmp_path):
+    async def scenario():
+        starter = warmstart.WarmStarter(logging.getLogger("test"))
+        try:
+            await starter.start_server([str(warmstart.SINGLEUSER), "--version"], {"PATH": "/usr/bin:/bin"},
+                                       "nobody", False, None, 10)
+            first = starter._process
+            first.kill()
+            await first.wait()
+            await starter.start_server([str(warmstart.SINGLEUSER), "--version"], {"PATH": "/usr/bin:/bin"},
+                                       "nobody", False, None, 10)
+            return first.pid, starter._process.pid
+        finally:
+            await starter.stop()
+
+    with standard_error_to(tmp_path / "hub.log"):
+        first, second = asyncio.run(scenario())
+    assert first != second
+
+
+def test_a_warm_starter_that_cannot_start_is_not_tried_again_at_every_login():
+    """Servers are executed meanwhile (the spawner's fallback); the next try waits RETRY_SECONDS."""
+    async def scenario():
+        starter = warmstart.WarmStarter(logging.getLogger("test"), python="/bin/false")
+        with pytest.raises(warmstart.WarmStartError, match="did not start"):
+            await starter.start_server([str(warmstart.SINGLEUSER)], {}, "nobody", False, None, 10)
+        started = time.monotonic()
+        with pytest.raises(warmstart.WarmStartError, match="failed to start"):
+            await starter.start_server([str(warmstart.SINGLEUSER)], {}, "nobody", False, None, 10)
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < warmstart.RETRY_SECONDS
