@@ -102,6 +102,19 @@ def pids_of_uid(uid):
     return found
 
 
+def server_pids(username):
+    """Pids of ``username``'s Jupyter servers (``jupyterhub-singleuser``, executed or forked)."""
+    uid = pwd.getpwnam(username).pw_uid
+    return [pid for pid in pids_of_uid(uid) if "jupyterhub-singleuser" in _cmdline(pid)]
+
+
+def server_pid(username):
+    """The pid of ``username``'s one Jupyter server."""
+    servers = server_pids(username)
+    assert len(servers) == 1, f"{username} runs {len(servers)} servers: {servers}"
+    return servers[0]
+
+
 def write_settings(path, values):
     """Write a site settings file (only the keys that differ from the shared settings)."""
     path.write_text(yaml.safe_dump(values, sort_keys=False))
@@ -721,3 +734,11 @@ def write_probe_notebook(path, code):
 def home_of(username):
     """The home folder of a Unix user."""
     return pathlib.Path(pwd.getpwnam(username).pw_dir)
+
+
+def logged_in(hub, user):
+    """A :class:`HubSession` of ``user`` (``(username, password)``) with a running server it has opened."""
+    session = HubSession(hub, *user)
+    session.start_server()
+    session.open_server()
+    return session

@@ -56,9 +56,7 @@ def test_the_server_process_runs_as_the_student(student_session, student):
     username, _ = student
     model = student_session.server_model()
     assert model and model["ready"]
-    uid = pwd.getpwnam(username).pw_uid
-    servers = [pid for pid in hubkit.pids_of_uid(uid) if "jupyterhub-singleuser" in hubkit._cmdline(pid)]
-    assert servers, f"no jupyterhub-singleuser process with uid {uid}"
+    assert hubkit.server_pids(username), f"no jupyterhub-singleuser process of {username}"
 
 
 def test_login_lands_in_the_synced_course(student_session, student, course_source):

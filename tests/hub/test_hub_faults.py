@@ -78,10 +78,7 @@ def test_culler_stops_an_idle_server(start_hub, make_user):
     culling_hub = start_hub(settings={"idle_culler": {"timeout_seconds": 10, "every_seconds": 3}})
     session = hubkit.HubSession(culling_hub, *make_user("student"))
     session.start_server()
-    server_pid = next(
-        pid for pid in hubkit.pids_of_uid(hubkit.home_of(session.username).stat().st_uid)
-        if "jupyterhub-singleuser" in hubkit._cmdline(pid)
-    )
+    server_pid = hubkit.server_pid(session.username)
     hubkit.wait_for(lambda: session.server_model() is None, 90, interval=1, what="the culler")
     hubkit.wait_for(lambda: not hubkit.pid_alive(server_pid), 30, what="the culled server to exit")
     assert "Culling server" in culling_hub.log_text()

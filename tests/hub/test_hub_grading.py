@@ -302,10 +302,7 @@ def test_the_instructor_grades_in_the_formgrader(grading_hub, people, driver, ar
 
 def _server_rss(username):
     """Resident memory of the user's jupyterhub-singleuser process."""
-    uid = __import__("pwd").getpwnam(username).pw_uid
-    servers = [pid for pid in hubkit.pids_of_uid(uid) if "jupyterhub-singleuser" in hubkit._cmdline(pid)]
-    assert len(servers) == 1, f"expected one server of {username}, found {servers}"
-    return hubkit.rss_bytes(servers[0])
+    return hubkit.rss_bytes(hubkit.server_pid(username))
 
 
 def test_a_students_server_loads_nbgrader_only_when_the_assignments_open(grading_hub, people):

@@ -5,7 +5,6 @@ controller is writable, so the local spawner gives each student a memory cgroup
 (``course_hub.memory``); the limit here is small (``LIMIT``) so that two kernels of one student
 cannot both hold what they ask for.
 """
-import pwd
 import re
 
 import pytest
@@ -19,13 +18,6 @@ LIMIT = "1G"
 #: Each of the two kernels asks for this share of the limit: one alone fits beside the server
 #: (about 150 MB) and two kernels with numpy (about 70 MB each); both together do not.
 SHARE = 0.45
-
-
-def _server_pid(username):
-    uid = pwd.getpwnam(username).pw_uid
-    servers = [pid for pid in hubkit.pids_of_uid(uid) if "jupyterhub-singleuser" in hubkit._cmdline(pid)]
-    assert len(servers) == 1, f"{username} runs {len(servers)} servers"
-    return servers[0]
 
 
 @pytest.fixture(scope="module")
@@ -44,20 +36,13 @@ def cgroup_scope():
     return scope
 
 
-def _logged_in(hub, user):
-    session = hubkit.HubSession(hub, *user)
-    session.start_server()
-    session.open_server()
-    return session
-
-
 def test_two_kernels_of_a_student_together_cannot_pass_the_limit(memory_hub, make_user, cgroup_scope):
-    student = _logged_in(memory_hub, make_user("student"))
-    other = _logged_in(memory_hub, make_user("student"))
+    student = hubkit.logged_in(memory_hub, make_user("student"))
+    other = hubkit.logged_in(memory_hub, make_user("student"))
     cgroup = memory.StudentCgroup(student.username)
     limit = course_settings.parse_byte_size(LIMIT)
     assert cgroup.limit() == limit
-    server = _server_pid(student.username)
+    server = hubkit.server_pid(student.username)
     assert server in cgroup.pids()
 
     neighbour = other.start_kernel()
@@ -70,7 +55,7 @@ def test_two_kernels_of_a_student_together_cannot_pass_the_limit(memory_hub, mak
         assert cgroup.peak() <= limit, f"peak {cgroup.peak()} over the limit {limit}"
 
         # The server lives on (same process) and restarts the killed kernel.
-        assert hubkit.pid_alive(server) and _server_pid(student.username) == server
+        assert hubkit.pid_alive(server) and hubkit.server_pid(student.username) == server
         assert student.server_ready()
         assert student.server_api("GET", "/status").status_code == 200
         again = hubkit.restarted_kernel(student, student.username, killed.id)
@@ -102,7 +87,7 @@ def test_two_kernels_of_a_student_together_cannot_pass_the_limit(memory_hub, mak
 
 
 def test_the_cgroup_goes_with_the_server_and_takes_leftovers(memory_hub, make_user, cgroup_scope):
-    student = _logged_in(memory_hub, make_user("student"))
+    student = hubkit.logged_in(memory_hub, make_user("student"))
     cgroup = memory.StudentCgroup(student.username)
     kernel = student.start_kernel()
     try:
@@ -121,7 +106,7 @@ def test_the_cgroup_goes_with_the_server_and_takes_leftovers(memory_hub, make_us
     # A new start makes it again, with the limit.
     student.start_server()
     assert cgroup.limit() == course_settings.parse_byte_size(LIMIT)
-    assert _server_pid(student.username) in cgroup.pids()
+    assert hubkit.server_pid(student.username) in cgroup.pids()
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
@@ -131,7 +116,7 @@ def test_the_student_sees_the_limit_and_why_a_kernel_died(memory_hub, make_user,
     from playwright.sync_api import expect, sync_playwright
 
     username, password = make_user("student")
-    session = _logged_in(memory_hub, (username, password))
+    session = hubkit.logged_in(memory_hub, (username, password))
     limit = course_settings.parse_byte_size(LIMIT)
     notebook = {"type": "notebook", "content": {
         "cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,

@@ -27,13 +27,6 @@ def warm_hub(start_hub):
     return start_hub()
 
 
-def _server_pid(username):
-    uid = pwd.getpwnam(username).pw_uid
-    servers = [pid for pid in hubkit.pids_of_uid(uid) if "jupyterhub-singleuser" in hubkit._cmdline(pid)]
-    assert len(servers) == 1, f"{username} runs {len(servers)} servers"
-    return servers[0]
-
-
 def _status(pid):
     fields = {}
     for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -72,18 +65,11 @@ def _fd_targets(pid):
     return targets
 
 
-def _logged_in(hub, user):
-    session = hubkit.HubSession(hub, *user)
-    session.start_server()
-    session.open_server()
-    return session
-
-
 def test_a_forked_server_is_set_up_as_an_executed_one(warm_hub, make_user):
-    session = _logged_in(warm_hub, make_user("student"))
+    session = hubkit.logged_in(warm_hub, make_user("student"))
     name = session.username
     user = pwd.getpwnam(name)
-    server = _server_pid(name)
+    server = hubkit.server_pid(name)
 
     # Forked by this hub's warm starter, a root process started by the hub.
     [starter] = _warm_starters(warm_hub)
@@ -133,8 +119,8 @@ def test_no_student_can_read_a_forked_servers_memory(warm_hub, make_user):
     """The server gave up root without executing a program: the kernel keeps it undumpable, so
     even its own student cannot read its memory or environment (it holds the warm starter's
     copy, the hash seed every server shares among it)."""
-    session = _logged_in(warm_hub, make_user("student"))
-    server = _server_pid(session.username)
+    session = hubkit.logged_in(warm_hub, make_user("student"))
+    server = hubkit.server_pid(session.username)
     user = pwd.getpwnam(session.username)
     as_student = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", "cat"]
     for private in ("mem", "environ"):
@@ -146,8 +132,8 @@ def test_no_student_can_read_a_forked_servers_memory(warm_hub, make_user):
 
 
 def test_servers_outlive_the_warm_starter_and_the_next_start_makes_a_new_one(warm_hub, make_user):
-    first = _logged_in(warm_hub, make_user("student"))
-    server = _server_pid(first.username)
+    first = hubkit.logged_in(warm_hub, make_user("student"))
+    server = hubkit.server_pid(first.username)
     [starter] = _warm_starters(warm_hub)
     os.kill(starter, signal.SIGKILL)
     hubkit.wait_for(lambda: not hubkit.pid_alive(starter) or _status(starter)["State"][0] == "Z",
@@ -158,17 +144,17 @@ def test_servers_outlive_the_warm_starter_and_the_next_start_makes_a_new_one(war
     assert first.server_api("GET", "/status").status_code == 200
 
     # The next login gets a server from a new warm starter.
-    second = _logged_in(warm_hub, make_user("student"))
+    second = hubkit.logged_in(warm_hub, make_user("student"))
     [new_starter] = _warm_starters(warm_hub)
-    assert new_starter != starter and _parent(_server_pid(second.username)) == new_starter
+    assert new_starter != starter and _parent(hubkit.server_pid(second.username)) == new_starter
     assert second.server_api("GET", "/status").status_code == 200
 
 
 def test_a_stopped_server_is_gone_not_a_zombie(warm_hub, make_user):
     """The hub follows a forked server by its pid; the warm starter reaps it when it ends, so
     the hub sees it stop (a zombie would look alive to it)."""
-    session = _logged_in(warm_hub, make_user("student"))
-    server = _server_pid(session.username)
+    session = hubkit.logged_in(warm_hub, make_user("student"))
+    server = hubkit.server_pid(session.username)
     response = session.hub_api("DELETE", f"/users/{session.username}/server")
     assert response.status_code in (202, 204), response.text
     hubkit.wait_for(lambda: not pathlib.Path(f"/proc/{server}").exists(), 120, what=f"server {server} gone")
