@@ -84,6 +84,8 @@ else:
     # mem_limit holds for the sum of a student's processes: a memory cgroup per student, or an
     # RLIMIT_AS per process where no cgroup can be made (course_hub.spawner, course_hub.memory).
     c.JupyterHub.spawner_class = LocalStudentSpawner
+    # Servers forked from a process that imported their code once (course_hub.warmstart).
+    c.LocalStudentSpawner.warm_start = server["warm_start"]
 c.Spawner.mem_limit = settings["limits"]["memory"]
 c.Spawner.cpu_limit = float(settings["limits"]["cpu"])  # enforced by SystemdSpawner only
 # Each student sees their memory against mem_limit in Notebook 7's top bar (jupyter-resource-usage,

@@ -180,6 +180,9 @@ def load_settings(site=None, shared=None):
     for key in ("ssl_cert", "ssl_key"):
         if server[key] and not (isinstance(server[key], str) and pathlib.Path(server[key]).is_absolute()):
             raise SettingsError(f"{where}: server.{key}: expected an absolute path, got {server[key]!r}")
+    server.setdefault("warm_start", True)
+    if not isinstance(server["warm_start"], bool):
+        raise SettingsError(f"{where}: server.warm_start: expected true or false, got {server['warm_start']!r}")
     if not isinstance(server["tls_front_end"], bool):
         raise SettingsError(f"{where}: server.tls_front_end: expected true or false, got {server['tls_front_end']!r}")
     if server["tls_front_end"] and server["ssl_cert"]:

@@ -104,6 +104,7 @@ def test_https_needs_both_files(monkeypatch, tmp_path):
     ({"server": {"log_max_size": "huge"}}, "server.log_max_size: expected a size such as '2G'"),
     ({"server": {"log_backups": 0}}, "server.log_backups: expected a whole number of old logs (1 or more), got 0"),
     ({"server": {"tls_front_end": "yes"}}, "server.tls_front_end: expected true or false, got 'yes'"),
+    ({"server": {"warm_start": "no"}}, "server.warm_start: expected true or false, got 'no'"),
     ({"server": {"refused_login_seconds": 0}}, "server.refused_login_seconds: expected a positive number of seconds"),
 ])
 def test_bad_site_settings_are_refused_naming_the_file_and_key(tmp_path, site, message):

@@ -160,3 +160,24 @@ def test_a_stopped_server_is_gone_not_a_zombie(warm_hub, make_user):
     hubkit.wait_for(lambda: not pathlib.Path(f"/proc/{server}").exists(), 120, what=f"server {server} gone")
     hubkit.wait_for(lambda: session.hub_api("GET", f"/users/{session.username}").json()["servers"] == {},
                     120, what="the hub seeing the server stopped")
+
+
+def test_with_warm_starts_off_servers_are_executed_by_the_hub(start_hub, make_user):
+    """``server.warm_start: false``: each server is executed as JupyterHub's local spawner does,
+    with the same set-up (the path a server also takes when the warm starter cannot start it)."""
+    cold_hub = start_hub(settings={"server": {"warm_start": False}})
+    session = hubkit.logged_in(cold_hub, make_user("student"))
+    name = session.username
+    server = hubkit.server_pid(name)
+    assert _parent(server) == cold_hub.pid and not _warm_starters(cold_hub)
+    assert "forked by the warm starter" not in cold_hub.log_text()
+    user = pwd.getpwnam(name)
+    status = _status(server)
+    assert status["Uid"] == [str(user.pw_uid)] * 4
+    assert os.getsid(server) == server and os.getpriority(os.PRIO_PROCESS, server) == serverprocess.SERVER_NICE
+    kernel = session.start_kernel()
+    try:
+        assert kernel.execute("6 * 7")["result"] == "42"
+    finally:
+        kernel.close()
+
