@@ -102,7 +102,9 @@ class LocalStudentSpawner(LocalProcessSpawner):
             return await cls._warm_starter.start_server(**request)
         except warmstart.WarmStartError as exc:
             self.log.warning("no warm start for %s's server (%s): executing it", self.user.name, exc)
-            return None
+        except Exception:  # a fault of the warm start must not cost the student their server
+            self.log.exception("the warm start of %s's server failed: executing it", self.user.name)
+        return None
 
     async def start(self):
         """Make the student's memory cgroup; start the server on a port outside the kernels' range."""

@@ -92,10 +92,11 @@ IMPORT_TIME_READS_WITHOUT_EFFECT = {
 #: What a server imports as it starts (JupyterHub's single-user module, Jupyter Server, Notebook
 #: 7, the students' server extensions, the kernels' client); a module missing here is imported
 #: by the server itself.
-PRELOAD = ("setproctitle", "course_hub.serverprocess", "course_hub.memory", "jupyterhub.singleuser", "jupyter_server.serverapp", "notebook.app", "notebook_shim.shim",
-           "jupyter_server_terminals.app", "terminado", "nbgitpuller",
-           "jupyter_resource_usage.server_extension", "jupyter_resource_usage.api",
-           "course_hub.lab_redirect", "course_hub.assignment_list", "jupyter_server.services.contents.largefilemanager",
+PRELOAD = ("setproctitle", "course_hub.serverprocess", "course_hub.memory", "jupyterhub.singleuser",
+           "jupyter_server.serverapp", "notebook.app", "notebook_shim.shim", "jupyter_server_terminals.app",
+           "terminado", "nbgitpuller", "jupyter_resource_usage.server_extension", "jupyter_resource_usage.api",
+           "course_hub.lab_redirect", "course_hub.assignment_list",
+           "jupyter_server.services.contents.largefilemanager",
            "jupyter_server.services.kernels.connection.channels", "tornado.websocket")
 #: Seconds a forked server may take to set itself up (cgroup, priority, user) before it is killed.
 SETUP_SECONDS = 30
@@ -334,9 +335,12 @@ class WarmStarter:
                                  f"the next try is {RETRY_SECONDS} s after that")
         self._failed_at = time.monotonic()  # until it says it is ready
         # -P: no working folder on the module path (the hub's could hold anything)
-        process = await asyncio.create_subprocess_exec(
-            self.python, "-P", "-m", "course_hub.warmstart", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, env=self.environment(), cwd="/")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self.python, "-P", "-m", "course_hub.warmstart", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, env=self.environment(), cwd="/")
+        except OSError as exc:
+            raise WarmStartError(f"the warm starter did not start: {exc}") from None
         try:
             line = await asyncio.wait_for(process.stdout.readline(), READY_SECONDS)
             hello = json.loads(line or b"null")

@@ -262,3 +262,13 @@ def test_a_warm_starter_that_cannot_start_is_not_tried_again_at_every_login():
         return time.monotonic() - started
 
     assert asyncio.run(scenario()) < warmstart.RETRY_SECONDS
+
+
+def test_a_warm_starter_whose_interpreter_is_missing_is_a_refusal_not_a_crash(tmp_path):
+    async def scenario():
+        starter = warmstart.WarmStarter(logging.getLogger("test"), python=str(tmp_path / "no-python"))
+        with pytest.raises(warmstart.WarmStartError, match="did not start.*no-python"):
+            await starter.start_server([str(warmstart.SINGLEUSER)], {}, "nobody", False, None, 10)
+
+    asyncio.run(scenario())
+
