@@ -82,16 +82,17 @@ class LocalStudentSpawner(LocalProcessSpawner):
     #: This hub's warm starter (one for every spawner of the hub), made at the first start.
     _warm_starter = None
 
-    def _warm_start_request(self):
-        """The warm starter's request for this server, or None when it must be executed."""
+    def _warm_start_request(self, cgroup=None):
+        """The warm starter's request for this server (whose memory cgroup is ``cgroup``, or
+        None), or None when the server must be executed."""
         if not self.warm_start or self.shell_cmd or self.popen_kwargs:
             return None
         if list(self.cmd) != [str(warmstart.SINGLEUSER)]:
             return None
-        limit = self.mem_limit or None
-        cgroup = self._cgroup() is not None
+        in_cgroup = cgroup is not None
         return {"argv": [*self.cmd, *self.get_args()], "env": self.get_env(), "user": self.user.name,
-                "cgroup": cgroup, "rlimit_as": None if cgroup else limit, "nice": SERVER_NICE}
+                "cgroup": in_cgroup, "rlimit_as": None if in_cgroup else (self.mem_limit or None),
+                "nice": SERVER_NICE}
 
     async def _warm_start(self, request):
         """Fork the server from the warm starter; return its pid, or None (then it is executed)."""
@@ -118,7 +119,7 @@ class LocalStudentSpawner(LocalProcessSpawner):
         # A fresh port at every start: the one of a previous run may be anybody's by now.
         self.port = pick_server_port(taken=self._ports_in_use)
         self._ports_in_use.add(self.port)
-        request = self._warm_start_request()
+        request = self._warm_start_request(cgroup)
         pid = await self._warm_start(request) if request else None
         if pid is None:
             return await super().start()
