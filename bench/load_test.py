@@ -117,13 +117,14 @@ class MemorySampler(threading.Thread):
     def sample(self):
         hub = self._measure("hub", self.hub.pid)
         proxy = self._measure("proxy", self.hub.proxy_pid())
-        # The hub's warm starter (course_hub.warmstart): its imports serve every server it forks.
-        # The servers it reaps are counted as students' processes.
-        warm = sum(self._measure("warm starter", child.pid, reaped=False) for child in self._hub_children()
-                   if "course_hub.warmstart" in " ".join(child.info["cmdline"] or ()))
-        students, count = 0, 0
+        students, count, warm = 0, 0, 0
         for proc in psutil.process_iter(["uids", "memory_info", "cpu_times", "ppid", "cmdline"]):
             info = proc.info
+            if info["ppid"] == self.hub.pid and "course_hub.warmstart" in " ".join(info["cmdline"] or ()):
+                # The hub's warm starter: its imports serve every server it forks. The servers it
+                # reaps are counted as students' processes, so its own time only.
+                warm += self._measure("warm starter", proc.pid, reaped=False)
+                continue
             uids, memory, times = info["uids"], info["memory_info"], info["cpu_times"]
             if not (uids and memory and uids.real in self.uids):
                 continue
@@ -144,9 +145,6 @@ class MemorySampler(threading.Thread):
     def cpu_seconds(self, group):
         """Processor seconds used by one group's processes (``hub``, ``proxy``, ``students``)."""
         return sum(seconds for (name, _), seconds in self.cpu.items() if name == group)
-
-    def _hub_children(self):
-        return [proc for proc in psutil.process_iter(["cmdline", "ppid"]) if proc.info["ppid"] == self.hub.pid]
 
     def students_cpu_by_kind(self):
         """Processor seconds of the students' processes, by kind (``server``, ``kernel``, ...)."""
