@@ -15,7 +15,7 @@ import signal
 import subprocess
 
 import pytest
-from course_hub import serverprocess
+from course_hub import launcher, serverprocess
 
 from tests.hub import hubkit
 
@@ -35,24 +35,10 @@ def _status(pid):
     return fields
 
 
-def _parent(pid):
-    return int(_status(pid)["PPid"][0])
-
-
 def _warm_starters(hub):
-    return [int(p) for p in _children(hub.pid) if WARM_STARTER in hubkit._cmdline(int(p))]
-
-
-def _children(pid):
-    return [entry.name for entry in pathlib.Path("/proc").iterdir()
-            if entry.name.isdigit() and _safe_parent(entry.name) == pid]
-
-
-def _safe_parent(pid):
-    try:
-        return _parent(pid)
-    except (OSError, IndexError, KeyError):
-        return None
+    """The hub's children that are warm starters (the hub starts them from its event loop's thread)."""
+    children = pathlib.Path(f"/proc/{hub.pid}/task/{hub.pid}/children").read_text().split()
+    return [int(pid) for pid in children if WARM_STARTER in hubkit._cmdline(int(pid))]
 
 
 def _fd_targets(pid):
@@ -73,7 +59,7 @@ def test_a_forked_server_is_set_up_as_an_executed_one(warm_hub, make_user):
 
     # Forked by this hub's warm starter, a root process started by the hub.
     [starter] = _warm_starters(warm_hub)
-    assert _parent(server) == starter
+    assert launcher._parent(server) == starter
     assert _status(starter)["Uid"][0] == "0"
     assert f"{name}'s server forked by the warm starter: pid {server}" in warm_hub.log_text()
 
@@ -136,8 +122,8 @@ def test_servers_outlive_the_warm_starter_and_the_next_start_makes_a_new_one(war
     server = hubkit.server_pid(first.username)
     [starter] = _warm_starters(warm_hub)
     os.kill(starter, signal.SIGKILL)
-    hubkit.wait_for(lambda: not hubkit.pid_alive(starter) or _status(starter)["State"][0] == "Z",
-                    60, what="the warm starter's end")
+    hubkit.wait_for(lambda: launcher._read_proc(starter, "stat").rsplit(b")", 1)[-1].split()[:1] in ([], [b"Z"]),
+                    60, what="the warm starter's end (gone, or a zombie the hub has yet to reap)")
 
     # The server it forked lives on and serves its student.
     assert hubkit.pid_alive(server)
@@ -146,7 +132,7 @@ def test_servers_outlive_the_warm_starter_and_the_next_start_makes_a_new_one(war
     # The next login gets a server from a new warm starter.
     second = hubkit.logged_in(warm_hub, make_user("student"))
     [new_starter] = _warm_starters(warm_hub)
-    assert new_starter != starter and _parent(hubkit.server_pid(second.username)) == new_starter
+    assert new_starter != starter and launcher._parent(hubkit.server_pid(second.username)) == new_starter
     assert second.server_api("GET", "/status").status_code == 200
 
 
@@ -169,7 +155,7 @@ def test_with_warm_starts_off_servers_are_executed_by_the_hub(start_hub, make_us
     session = hubkit.logged_in(cold_hub, make_user("student"))
     name = session.username
     server = hubkit.server_pid(name)
-    assert _parent(server) == cold_hub.pid and not _warm_starters(cold_hub)
+    assert launcher._parent(server) == cold_hub.pid and not _warm_starters(cold_hub)
     assert "forked by the warm starter" not in cold_hub.log_text()
     user = pwd.getpwnam(name)
     status = _status(server)
