@@ -14,7 +14,9 @@ With a cgroup, the kernel's OOM killer ends the largest process of the student w
 processes together would pass the limit. That is a kernel (the server holds about 150 MB; a
 kernel that takes a student to the limit holds more): Notebook 7 says the kernel died and
 restarts it, the server lives on, and the top bar's memory indicator (jupyter-resource-usage)
-shows the student's use against the limit.
+shows the student's use against the limit. At times it ends a second kernel too, the one still
+asking, when the first victim has left the process list before the kernel has taken back all its
+memory; Notebook 7 restarts that one as well.
 
 Standard library only: ``course-status`` calls :func:`limit_scope` as any user (the mount table
 and the cgroup files it reads are world-readable).

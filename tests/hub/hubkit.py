@@ -638,6 +638,42 @@ def crowd_out_a_kernel(session, limit, share=0.45, timeout=300):
     raise HubError(f"neither kernel was stopped within {timeout} s")
 
 
+def restarted_after_crowding(session, owner, killed, survivor, kills, timeout=120):
+    """The kernels that :func:`crowd_out_a_kernel` ended, once the server has restarted them.
+
+    ``kills`` is how many processes the OOM killer ended meanwhile (the cgroup's count). Usually
+    one: ``killed``, while ``survivor`` got its block and keeps its state. At times two: the
+    first victim has left the process list but its memory is not returned yet while the other
+    kernel keeps asking (seen here with numpy's huge pages), so the OOM killer ends that one too.
+    Both are then restarted like any killed kernel.
+
+    Returns
+    -------
+    tuple
+        ``(restarted, survivor)``: the restarted kernels, connected anew, and ``survivor`` (its
+        websocket as before) or ``None`` when it was ended too.
+
+    Raises
+    ------
+    HubError
+        If ``kills`` is neither 1 nor 2: then something other than these two kernels was ended,
+        or nothing was.
+    """
+    if kills not in (1, 2):
+        raise HubError(f"the OOM killer ended {kills} processes; the two kernels account for 1 or 2")
+    ended = [killed] if kills == 1 else [killed, survivor]
+    restarted = []
+    try:
+        for kernel in ended:
+            kernel.close()
+            restarted.append(restarted_kernel(session, owner, kernel.id, timeout))
+    except BaseException:
+        for kernel in restarted:
+            kernel.close()
+        raise
+    return restarted, (survivor if kills == 1 else None)
+
+
 def browser_login(page, hub_url, username, password, timeout_ms=180_000):
     """Log in through the login form in a Playwright ``page``; wait until the hub has sent the
     browser to the user's server (spawned first, when it was not running)."""
