@@ -69,7 +69,7 @@ def test_two_kernels_of_a_student_together_cannot_pass_the_limit(memory_hub, mak
         if survivor is not None:
             kept = survivor.execute("print(block.nbytes)")
             assert kept["error"] is None and int(kept["stdout"]) == int(SHARE * limit) // 8 * 8
-        assert hubkit.pid_alive(server) and set(cgroup.pids()) >= {server}
+        assert set(cgroup.pids()) >= {server}
 
         # The other student noticed nothing.
         assert neighbour.execute("kept")["result"] == "'mine'"
