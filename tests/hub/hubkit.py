@@ -650,8 +650,9 @@ def restarted_after_crowding(session, owner, killed, survivor, kills, timeout=12
     Returns
     -------
     tuple
-        ``(restarted, survivor)``: the restarted kernels, connected anew, and ``survivor`` (its
-        websocket as before) or ``None`` when it was ended too.
+        ``(restarted, survivor)``: the restarted kernels, connected anew, in the order
+        ``killed``, ``survivor``; and ``survivor`` (its websocket as before) or ``None`` when it
+        was ended too.
 
     Raises
     ------
